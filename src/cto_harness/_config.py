@@ -1,0 +1,85 @@
+"""Harness home and the operator's ``cto-harness.toml``.
+
+The config file is looked up, first match wins: ``CTO_HARNESS_CONFIG``,
+``./cto-harness.toml``, ``<harness home>/cto-harness.toml``. A malformed file is an
+error, never silently ignored: a policy that fails to load must not become "no policy".
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """The config file exists but cannot be used."""
+
+
+class ProviderConfig(BaseModel):
+    """Operator settings for one provider (``[providers.<name>]``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    admitted_models: list[str] | None = None
+    """Allowlist of ``model-provider/model`` pairs; None means any explicitly named pair."""
+
+
+class HarnessConfig(BaseModel):
+    """The whole ``cto-harness.toml``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    catalog: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Provider catalog entries that add to or override the built-in catalog."""
+    source: str | None = None
+    """Path the config was read from (None: built-in defaults)."""
+
+    def provider(self, name: str) -> ProviderConfig:
+        return self.providers.get(name) or ProviderConfig()
+
+
+def harness_home(environ: Mapping[str, str]) -> Path:
+    """``CTO_HARNESS_HOME`` or the platform user-data dir."""
+    configured = environ.get("CTO_HARNESS_HOME")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("cto-harness", appauthor=False))
+
+
+def config_path(environ: Mapping[str, str], cwd: Path | None = None) -> Path | None:
+    explicit = environ.get("CTO_HARNESS_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    for candidate in ((cwd or Path.cwd()) / "cto-harness.toml", harness_home(environ) / "cto-harness.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(environ: Mapping[str, str], cwd: Path | None = None) -> HarnessConfig:
+    """Load the operator config, or defaults when there is none.
+
+    Raises:
+        ConfigError: the file is named or present but unreadable or invalid.
+    """
+    path = config_path(environ, cwd)
+    if path is None:
+        return HarnessConfig()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    try:
+        config = HarnessConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid config {path}: {loc}: {first['msg']}") from exc
+    return config.model_copy(update={"source": str(path)})
