@@ -1,0 +1,176 @@
+"""``report.json``: the Harness Evidence Interface. Consumers read this file only.
+
+WARNING: field order is part of the format (it is the order in the written file).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION: Literal["cto-harness.report/1"] = "cto-harness.report/1"
+
+Verdict = Literal["pass", "fail", "blocked", "error"]
+FailureClassName = Literal[
+    "provider-unavailable",
+    "provider-not-admitted",
+    "provider-digest-mismatch",
+    "model-not-admitted",
+    "provider-timeout",
+    "provider-crashed",
+    "agent-protocol-error",
+    "agent-reported-failure",
+    "no-changes",
+    "tests-failed",
+    "fixture-invalid",
+    "harness-error",
+]
+EXIT_CODES: dict[str, int] = {"pass": 0, "fail": 1, "blocked": 3, "error": 4}
+"""CLI exit status per verdict; 2 is a usage error (no run)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FixtureRef(_Strict):
+    id: str
+    """Fixture id from its manifest (or the directory name when the manifest is invalid)."""
+    digest: str | None
+    """SHA-256 over the fixture's files; null when the fixture could not be read."""
+    title: str | None = None
+    builtin: bool = False
+
+
+class ProviderBlock(_Strict):
+    name: str
+    executable: str | None = None
+    sha256: str | None = None
+    """Digest observed immediately before exec (or at preflight when nothing ran)."""
+    admission: dict[str, Any] | None = None
+    """The admission record (source, pin, expected digest), null for fake/unadmitted."""
+    version: str | None = None
+
+
+class ModelBlock(_Strict):
+    provider: str | None = None
+    model: str | None = None
+    admitted: bool = False
+    admitted_by: str | None = None
+    """"env", "flag", "policy" or "builtin" (the fake lane needs no model)."""
+    base_url: str | None = None
+
+
+class StreamInfo(_Strict):
+    bytes_total: int
+    bytes_kept: int
+    truncated: bool
+
+
+class BackendBlock(_Strict):
+    process_started: bool = False
+    pid: int | None = None
+    argv: list[str] | None = None
+    exit_code: int | None = None
+    """Raw return code; negative means killed by that signal."""
+    timed_out: bool = False
+    timeout_s: float | None = None
+    duration_s: float | None = None
+    interrupted: str | None = None
+    """Signal that interrupted the harness during the run (e.g. "SIGTERM")."""
+    stdout: StreamInfo | None = None
+    stderr: StreamInfo | None = None
+    killed_pids: list[int] = Field(default_factory=list)
+    leftover_pids: list[int] = Field(default_factory=list)
+    """Descendants still alive after the provider exited (killed by the harness)."""
+
+
+class UsageBlock(_Strict):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    calls: int | None = None
+
+
+class ChangesBlock(_Strict):
+    files: list[str] = Field(default_factory=list)
+    """Files changed against the baseline commit (agent commits included)."""
+    patch_sha256: str | None = None
+    patch_bytes: int = 0
+    excluded: list[str] = Field(default_factory=list)
+    """Provider state dirs kept as evidence and left out of the patch."""
+
+
+class TestCounts(_Strict):
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+
+
+class TestsBlock(_Strict):
+    ran: bool = False
+    passed: bool = False
+    exit_code: int | None = None
+    timed_out: bool = False
+    timeout_s: float | None = None
+    duration_s: float | None = None
+    counts: TestCounts | None = None
+    tampered_files: list[str] = Field(default_factory=list)
+    """Grading test files the agent changed; restored from the pristine fixture before grading."""
+    command: list[str] | None = None
+
+
+class Artifact(_Strict):
+    sha256: str | None
+    """Null for a symlink (its target is recorded instead)."""
+    bytes: int
+    symlink: str | None = None
+
+
+class EventsBlock(_Strict):
+    count: int
+    """Events before ``report_written`` (which follows the report and names its digest)."""
+    head_sha256: str
+
+
+class HarnessBlock(_Strict):
+    version: str
+    python: str
+    platform: str
+
+
+class Report(_Strict):
+    """One Stage 2 run, whatever happened in it."""
+
+    schema_version: Literal["cto-harness.report/1"] = SCHEMA_VERSION
+    run_id: str
+    stage: Literal["stage2"] = "stage2"
+    lane: Literal["fake", "real", "unadmitted"]
+    """"unadmitted" runs are local experiments and never evidence."""
+    started_at: str
+    finished_at: str
+    duration_s: float
+    fixture: FixtureRef
+    provider: ProviderBlock
+    model: ModelBlock
+    verdict: Verdict
+    failure_class: FailureClassName | None
+    reasons: list[str]
+    backend: BackendBlock
+    agent_result: dict[str, Any] | None = None
+    usage: UsageBlock | None = None
+    changes: ChangesBlock
+    tests: TestsBlock
+    artifacts: dict[str, Artifact]
+    """Every file of the run dir except report.json and events.jsonl (chained separately)."""
+    events: EventsBlock
+    harness: HarnessBlock
+
+
+def report_schema() -> dict[str, Any]:
+    schema = Report.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://cto-harness.invalid/schema/report-1.json"
+    return schema

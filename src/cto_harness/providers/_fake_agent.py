@@ -1,0 +1,136 @@
+"""The fake provider's agent: a real child process with scripted, deterministic behaviour.
+
+Run as a script (stdlib only, never imports cto_harness). Reads ``--task task.json``,
+acts on the current directory (the workspace), and ends with an AGENT_RESULT block the
+way Case's agents do. Scenarios exercise each fail-closed path of the runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HANG_CHILD = (
+    "import os, signal, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "while True: time.sleep(1)\n"
+)
+
+
+def result_block(status: str, summary: str, **extra: object) -> str:
+    payload = json.dumps({"status": status, "summary": summary, **extra}, sort_keys=True)
+    return f"<<<AGENT_RESULT {payload} AGENT_RESULT>>>"
+
+
+def apply_solution(patch: str) -> None:
+    subprocess.run(["git", "apply", "--whitespace=nowarn", patch], check=True)
+
+
+def say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def scenario_fix(task: dict[str, object]) -> int:
+    say("fake agent: applying the fixture's reference solution")
+    apply_solution(str(task["solution_patch"]))
+    say(result_block("completed", "applied the reference solution"))
+    return 0
+
+
+def scenario_noop(task: dict[str, object]) -> int:
+    say("fake agent: doing nothing")
+    say(result_block("completed", "nothing to do"))
+    return 0
+
+
+def scenario_sleep(task: dict[str, object]) -> int:
+    say("fake agent: sleeping")
+    time.sleep(float(str(task.get("sleep_s", 3600))))
+    return 0
+
+
+def scenario_hang_with_children(task: dict[str, object]) -> int:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pids = []
+    for _ in range(2):
+        child = subprocess.Popen([sys.executable, "-c", HANG_CHILD], start_new_session=True,
+                                 stdin=subprocess.DEVNULL)
+        pids.append(child.pid)
+    say(f"fake agent: started grandchildren in new sessions ignoring SIGTERM: {pids}")
+    while True:
+        time.sleep(1)
+
+
+def scenario_crash(task: dict[str, object]) -> int:
+    sys.stderr.write("fake agent: simulated crash (Traceback would be here)\n")
+    return 3
+
+
+def scenario_protocol_error(task: dict[str, object]) -> int:
+    apply_solution(str(task["solution_patch"]))
+    say("fake agent: fixed it, but I will not say so in the protocol")
+    return 0
+
+
+def scenario_huge_output(task: dict[str, object]) -> int:
+    apply_solution(str(task["solution_patch"]))
+    say(result_block("completed", "applied the reference solution, then talked a lot"))
+    chunk = b"x" * 1023 + b"\n"
+    out = sys.stdout.buffer
+    for _ in range(int(str(task.get("huge_mib", 300))) * 1024):
+        out.write(chunk)
+    out.flush()
+    return 0
+
+
+def scenario_edit_tests(task: dict[str, object]) -> int:
+    grading = [str(p) for p in task["grading_tests"]]  # type: ignore[attr-defined]
+    for rel in grading:
+        Path(rel).write_text("def test_nothing():\n    assert True\n", encoding="utf-8")
+    say(f"fake agent: weakened the grading tests {grading} and fixed nothing")
+    say(result_block("completed", "tests pass now"))
+    return 0
+
+
+def scenario_binary_output(task: dict[str, object]) -> int:
+    apply_solution(str(task["solution_patch"]))
+    noise = bytes(range(256)) * 64 + b"\xff\xfe\x80\xc3\x28\n"
+    sys.stdout.buffer.write(noise)
+    sys.stderr.buffer.write(noise)
+    sys.stdout.buffer.flush()
+    say(result_block("completed", "applied the reference solution amid binary noise"))
+    return 0
+
+
+SCENARIOS = {
+    "fix": scenario_fix,
+    "noop": scenario_noop,
+    "sleep": scenario_sleep,
+    "hang-with-children": scenario_hang_with_children,
+    "crash": scenario_crash,
+    "protocol-error": scenario_protocol_error,
+    "huge-output": scenario_huge_output,
+    "edit-tests": scenario_edit_tests,
+    "binary-output": scenario_binary_output,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--task", required=True)
+    args = parser.parse_args(argv)
+    task = json.loads(Path(args.task).read_text(encoding="utf-8"))
+    scenario = str(task["scenario"])
+    say(f"fake agent pid {os.getpid()}: scenario {scenario} on {task['fixture_id']}")
+    return SCENARIOS[scenario](task)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""The Stage 2 run lifecycle: workspace, bounded execution, grading, the report."""
+
+from cto_harness.runner._recover import find_orphans, recover_run, recover_runs
+from cto_harness.runner._stage2 import DEFAULT_MAX_OUTPUT_BYTES, RunRequest, RunResult, run_stage2
+
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_BYTES",
+    "RunRequest",
+    "RunResult",
+    "find_orphans",
+    "recover_run",
+    "recover_runs",
+    "run_stage2",
+]

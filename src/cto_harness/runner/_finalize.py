@@ -1,0 +1,155 @@
+"""Turning a run's accumulated state into ``report.json``: the one place a report is written."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cto_harness import __version__
+from cto_harness.evidence import (
+    BackendBlock,
+    ChangesBlock,
+    EventLog,
+    EventsBlock,
+    FixtureRef,
+    HarnessBlock,
+    ModelBlock,
+    ProviderBlock,
+    Report,
+    TestsBlock,
+    UsageBlock,
+    atomic_write_bytes,
+    atomic_write_text,
+    collect_artifacts,
+    utc_now,
+)
+
+HARNESS_ERROR_FILE = "backend/harness-error.txt"
+REDACTED = b"[redacted]"
+
+
+@dataclass
+class RunState:
+    """Everything learned so far in one run; mutated by the pipeline stages."""
+
+    run_id: str
+    run_dir: Path
+    started_at: str
+    fixture: FixtureRef
+    provider: ProviderBlock
+    lane: str
+    t0: float = field(default_factory=time.monotonic)
+    model: ModelBlock = field(default_factory=ModelBlock)
+    verdict: str | None = None
+    failure_class: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    backend: BackendBlock = field(default_factory=BackendBlock)
+    agent_result: dict[str, Any] | None = None
+    usage: UsageBlock | None = None
+    changes: ChangesBlock = field(default_factory=ChangesBlock)
+    tests: TestsBlock = field(default_factory=TestsBlock)
+    secrets: list[str] = field(default_factory=list)
+    duration_s: float | None = None
+
+    def decide(self, verdict: str, failure_class: str | None, reason: str | None = None) -> None:
+        """Set the verdict once; the first decision stands (a later stage cannot overturn it)."""
+        if self.verdict is None:
+            self.verdict = verdict
+            self.failure_class = failure_class
+        if reason:
+            self.reasons.append(reason)
+
+    def record_harness_error(self, exc: BaseException) -> None:
+        """A harness bug: verdict error, traceback kept as evidence."""
+        text = "".join(traceback.format_exception(exc))
+        path = self.run_dir / HARNESS_ERROR_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+        self.verdict, self.failure_class = "error", "harness-error"
+        self.reasons.append(f"harness error: {type(exc).__name__}: {exc}".splitlines()[0][:500])
+
+
+def harness_block() -> HarnessBlock:
+    return HarnessBlock(version=__version__, python=sys.version.split()[0], platform=platform.platform())
+
+
+def redact_tree(run_dir: Path, secrets: list[str]) -> list[str]:
+    """Replace every secret value in every run-dir file; return the files rewritten."""
+    needles = sorted({s.encode() for s in secrets if len(s) >= 4}, key=len, reverse=True)
+    if not needles:
+        return []
+    rewritten = []
+    for path in sorted(run_dir.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if any(n in data for n in needles):
+            for needle in needles:
+                data = data.replace(needle, REDACTED)
+            path.chmod(path.stat().st_mode | 0o200)
+            atomic_write_bytes(path, data)
+            rewritten.append(path.relative_to(run_dir).as_posix())
+    return rewritten
+
+
+def redact_text(text: str, secrets: list[str]) -> str:
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, REDACTED.decode())
+    return text
+
+
+def _build_report(state: RunState, events: EventLog) -> Report:
+    finished = utc_now()
+    return Report(
+        run_id=state.run_id,
+        lane=state.lane,  # type: ignore[arg-type]
+        started_at=state.started_at,
+        finished_at=finished,
+        duration_s=round(state.duration_s if state.duration_s is not None else time.monotonic() - state.t0, 6),
+        fixture=state.fixture,
+        provider=state.provider,
+        model=state.model,
+        verdict=state.verdict or "error",  # type: ignore[arg-type]
+        failure_class=state.failure_class if state.verdict else "harness-error",  # type: ignore[arg-type]
+        reasons=[redact_text(r, state.secrets) for r in state.reasons]
+        or ["no verdict was reached (harness error)"],
+        backend=state.backend,
+        agent_result=state.agent_result,
+        usage=state.usage,
+        changes=state.changes,
+        tests=state.tests,
+        artifacts=collect_artifacts(state.run_dir),
+        events=EventsBlock(count=events.count, head_sha256=events.head),
+        harness=harness_block(),
+    )
+
+
+def write_report(state: RunState, events: EventLog) -> Report:
+    """Write report.json atomically, then the ``report_written`` event naming its digest.
+
+    If the state cannot be turned into a valid report (a harness bug), the bug itself
+    becomes the report: verdict error, class harness-error.
+    """
+    redact_tree(state.run_dir, state.secrets)
+    try:
+        report = _build_report(state, events)
+    except Exception as exc:
+        state.record_harness_error(exc)
+        state.agent_result = None
+        state.verdict, state.failure_class = "error", "harness-error"
+        report = _build_report(state, events)
+    data = (report.model_dump_json(indent=2) + "\n").encode("utf-8")
+    atomic_write_bytes(state.run_dir / "report.json", data)
+    events.emit(
+        "report_written",
+        report_sha256=hashlib.sha256(data).hexdigest(),
+        verdict=report.verdict,
+        failure_class=report.failure_class,
+    )
+    return report

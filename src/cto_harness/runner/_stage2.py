@@ -1,0 +1,405 @@
+"""Stage 2: run one fixture through one provider, grade it, write the evidence.
+
+The pipeline is a sequence of small stages that fill a ``RunState``; ``run_stage2``
+is the single boundary where exceptions become a verdict and the report is written
+(in ``finally``), whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cto_harness._config import HarnessConfig, harness_home, load_config
+from cto_harness.evidence import (
+    BackendBlock,
+    ChangesBlock,
+    EventLog,
+    FixtureRef,
+    ModelBlock,
+    ProviderBlock,
+    Report,
+    StreamInfo,
+    TestsBlock,
+    UsageBlock,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    create_run_dir,
+    sha256_file,
+    utc_now,
+)
+from cto_harness.fixtures import Fixture, FixtureError, copy_repo, load_fixture, resolve_fixture
+from cto_harness.providers import Gate, Invocation, Provider, RunContext, RunOptions, get_provider
+from cto_harness.runner._finalize import RunState, redact_text, write_report
+from cto_harness.runner._grading import Grade, run_grading
+from cto_harness.runner._process import (
+    CapturedStream,
+    HarnessInterrupted,
+    ProcessResult,
+    SpawnError,
+    run_bounded,
+)
+from cto_harness.runner._recover import recover_runs
+from cto_harness.runner._workspace import compute_changes, init_baseline
+
+DEFAULT_MAX_OUTPUT_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One Stage 2 run as the operator asked for it."""
+
+    provider: str = "fake"
+    fixture: str = "r1-string-slugify"
+    runs_dir: Path = Path("harness-runs")
+    options: RunOptions = field(default_factory=RunOptions)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    recover: bool = True
+    """Finalise orphaned run dirs (no report, no live owner) in runs_dir first."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    report: Report
+    run_dir: Path
+    recovered: list[Path]
+
+
+def run_stage2(request: RunRequest) -> RunResult:
+    """Run the whole lifecycle; always returns a written, valid report.
+
+    Raises:
+        UnknownProviderError, UnknownFixtureError, ConfigError: usage errors, raised
+            before any run directory exists.
+    """
+    provider = get_provider(request.provider)
+    fixture_path = resolve_fixture(request.fixture)
+    config = load_config(request.environ)
+    runs_dir = request.runs_dir.resolve()
+    recovered = recover_runs(runs_dir) if request.recover else []
+
+    fixture: Fixture | None = None
+    fixture_error: str | None = None
+    try:
+        fixture = load_fixture(fixture_path, builtin=fixture_path.is_relative_to(_builtin_root()))
+    except FixtureError as exc:
+        fixture_error = str(exc)
+    fixture_id = fixture.id if fixture else fixture_path.name
+
+    run = create_run_dir(runs_dir, fixture_id)
+    events = EventLog(run.path / "events.jsonl")
+    state = RunState(
+        run_id=run.run_id,
+        run_dir=run.path,
+        started_at=utc_now(),
+        fixture=FixtureRef(
+            id=fixture_id,
+            digest=fixture.digest if fixture else None,
+            title=fixture.title if fixture else None,
+            builtin=fixture.builtin if fixture else False,
+        ),
+        provider=ProviderBlock(name=request.provider),
+        lane="fake" if request.provider == "fake" else "real",
+    )
+    try:
+        events.emit(
+            "run_started",
+            run_id=run.run_id,
+            fixture=fixture_id,
+            provider=request.provider,
+            lane=state.lane,
+            harness_pid=os.getpid(),
+        )
+        if fixture is None:
+            state.decide("blocked", "fixture-invalid", f"fixture invalid: {fixture_error}")
+        else:
+            _pipeline(provider, fixture, request, config, state, events)
+    except HarnessInterrupted as exc:
+        state.verdict, state.failure_class = "error", "harness-error"
+        state.reasons.append(f"interrupted: the harness received {exc.signame}")
+    except Exception as exc:
+        state.record_harness_error(exc)
+    finally:
+        state.duration_s = time.monotonic() - state.t0
+        with _signals_deferred():
+            report = write_report(state, events)
+            events.close()
+            run.release()
+    return RunResult(report=report, run_dir=run.path, recovered=recovered)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT while the report is written, so a second signal cannot tear it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _builtin_root() -> Path:
+    from cto_harness.fixtures import builtin_fixtures_dir
+
+    return builtin_fixtures_dir().resolve()
+
+
+def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config: HarnessConfig,
+              state: RunState, events: EventLog) -> None:
+    run_dir = state.run_dir
+    ctx = RunContext(
+        run_id=state.run_id,
+        run_dir=run_dir,
+        workspace=run_dir / "workspace",
+        task_dir=run_dir / "task",
+        backend_dir=run_dir / "backend",
+        fixture=fixture,
+        options=request.options,
+        environ=request.environ,
+        config=config,
+        harness_home=harness_home(request.environ),
+    )
+    for directory in (ctx.task_dir, ctx.backend_dir):
+        directory.mkdir()
+
+    baseline = _prepare_workspace(ctx, state, events)
+    if baseline is None:
+        return
+    gate = _preflight(provider, ctx, state, events)
+    if gate.blocked is not None:
+        return
+    invocation = provider.prepare(ctx, gate)
+    state.secrets = [s for s in invocation.secrets if s]
+    _record_invocation(ctx, invocation, state)
+    if not _digest_still_admitted(invocation, ctx, state, events):
+        return
+    result = _execute(invocation, ctx, state, events, request.max_output_bytes)
+    if result is None:
+        return
+    if result.interrupted:
+        raise HarnessInterrupted(result.interrupted)
+    _keep_state_dirs(ctx, invocation)
+    outcome = provider.interpret(ctx, invocation, result)
+    state.agent_result = outcome.agent_result
+    if outcome.usage is not None:
+        state.usage = UsageBlock(**vars(outcome.usage))
+    _collect_changes(ctx, invocation, baseline, state, events)
+    grade = run_grading(fixture, ctx.workspace, run_dir / "grading", run_dir / "grading" / "home",
+                        tag=f"{state.run_id}-grading")
+    _record_grade(grade, state, events)
+    if grade.result.interrupted:
+        raise HarnessInterrupted(grade.result.interrupted)
+    _decide(result, outcome.failure_class, list(outcome.reasons), state)
+
+
+def _prepare_workspace(ctx: RunContext, state: RunState, events: EventLog) -> str | None:
+    try:
+        files = copy_repo(ctx.fixture, ctx.workspace)
+    except FixtureError as exc:
+        state.decide("blocked", "fixture-invalid", f"fixture invalid: {exc}")
+        return None
+    baseline = init_baseline(ctx.workspace, state.run_dir / "baseline.git")
+    events.emit("workspace_ready", baseline=baseline, files=len(files))
+    return baseline
+
+
+def _preflight(provider: Provider, ctx: RunContext, state: RunState, events: EventLog) -> Gate:
+    gate = provider.preflight(ctx)
+    state.lane = gate.lane
+    state.provider = ProviderBlock(**vars(gate.provider))
+    state.model = ModelBlock(**vars(gate.model))
+    blocked = gate.blocked
+    events.emit(
+        "provider_preflight",
+        ok=blocked is None or blocked.failure_class == "model-not-admitted",
+        provider=gate.provider.name,
+        executable=gate.provider.executable,
+        sha256=gate.provider.sha256,
+        lane=gate.lane,
+        failure_class=blocked.failure_class if blocked and blocked.failure_class != "model-not-admitted" else None,
+    )
+    events.emit(
+        "model_admission",
+        provider=gate.model.provider,
+        model=gate.model.model,
+        admitted=gate.model.admitted,
+        admitted_by=gate.model.admitted_by,
+    )
+    if blocked is not None:
+        atomic_write_text(ctx.backend_dir / blocked.evidence_file, blocked.reason.rstrip() + "\n")
+        state.decide("blocked", blocked.failure_class, blocked.reason.strip().splitlines()[0])
+    return gate
+
+
+def _record_invocation(ctx: RunContext, invocation: Invocation, state: RunState) -> None:
+    secrets = state.secrets
+    atomic_write_json(
+        ctx.backend_dir / "invocation.json",
+        {
+            "argv": [redact_text(a, secrets) for a in invocation.argv],
+            "cwd": str(invocation.cwd),
+            "env": {k: redact_text(v, secrets) for k, v in sorted(invocation.env.items())},
+            "timeout_s": invocation.timeout_s,
+            "expected_sha256": invocation.expected_sha256,
+        },
+    )
+
+
+def _digest_still_admitted(invocation: Invocation, ctx: RunContext, state: RunState, events: EventLog) -> bool:
+    """Re-hash the executable immediately before exec: the bytes that run are the admitted ones."""
+    if invocation.expected_sha256 is None:
+        return True
+    executable = Path(invocation.argv[0])
+    try:
+        observed = sha256_file(executable)
+    except OSError as exc:
+        observed = f"unreadable ({exc.strerror})"
+    state.provider = replace_provider(state.provider, sha256=observed)
+    events.emit("digest_check", executable=str(executable), expected=invocation.expected_sha256,
+                observed=observed, ok=observed == invocation.expected_sha256)
+    if observed == invocation.expected_sha256:
+        return True
+    reason = (f"provider digest mismatch: {executable} hashes to {observed}, "
+              f"admitted digest is {invocation.expected_sha256}; no provider process was started")
+    atomic_write_text(ctx.backend_dir / "provider-digest-mismatch.txt", reason + "\n")
+    state.decide("blocked", "provider-digest-mismatch", reason)
+    return False
+
+
+def replace_provider(block: ProviderBlock, **changes: object) -> ProviderBlock:
+    return block.model_copy(update=changes)
+
+
+def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: EventLog,
+             max_output_bytes: int) -> ProcessResult | None:
+    argv = [redact_text(a, state.secrets) for a in invocation.argv]
+    state.backend = BackendBlock(timeout_s=invocation.timeout_s, argv=argv)
+
+    def started(pid: int) -> None:
+        state.backend = state.backend.model_copy(update={"process_started": True, "pid": pid})
+        events.emit(invocation.process_event, pid=pid, argv=argv, cwd=str(invocation.cwd),
+                    timeout_s=invocation.timeout_s, tag=state.run_id)
+
+    try:
+        result = run_bounded(
+            list(invocation.argv),
+            cwd=invocation.cwd,
+            env=invocation.env,
+            timeout_s=invocation.timeout_s,
+            stdout_path=ctx.backend_dir / "stdout.txt",
+            stderr_path=ctx.backend_dir / "stderr.txt",
+            max_output_bytes=max_output_bytes,
+            tag=state.run_id,
+            on_start=started,
+        )
+    except SpawnError as exc:
+        reason = f"provider could not be started: {exc}"
+        atomic_write_text(ctx.backend_dir / "provider-unavailable.txt", reason + "\n")
+        state.decide("blocked", "provider-unavailable", reason)
+        return None
+    state.backend = state.backend.model_copy(update={
+        "exit_code": result.exit_code,
+        "timed_out": result.timed_out,
+        "duration_s": round(result.duration_s, 6),
+        "interrupted": result.interrupted,
+        "stdout": _stream(result.stdout),
+        "stderr": _stream(result.stderr),
+        "killed_pids": list(result.killed_pids),
+        "leftover_pids": list(result.leftover_pids),
+    })
+    events.emit("provider_process_exited", pid=result.pid, exit_code=result.exit_code,
+                timed_out=result.timed_out, duration_s=round(result.duration_s, 6),
+                killed_pids=list(result.killed_pids), leftover_pids=list(result.leftover_pids),
+                interrupted=result.interrupted)
+    if result.timed_out:
+        atomic_write_text(ctx.backend_dir / "provider-timeout.txt", (
+            f"provider timed out: limit {invocation.timeout_s:g} s, elapsed {result.duration_s:.3f} s\n"
+            f"terminated process group {result.pid} (SIGTERM, grace, SIGKILL)\n"
+            f"pids killed: {' '.join(map(str, result.killed_pids)) or 'none'}\n"))
+    return result
+
+
+def _stream(captured: CapturedStream) -> StreamInfo:
+    return StreamInfo(bytes_total=captured.bytes_total, bytes_kept=captured.bytes_kept,
+                      truncated=captured.truncated)
+
+
+def _keep_state_dirs(ctx: RunContext, invocation: Invocation) -> None:
+    for source_rel, dest_rel in invocation.state_dirs.items():
+        source = ctx.workspace / source_rel
+        if source.is_dir() and not source.is_symlink():
+            shutil.copytree(source, ctx.backend_dir / dest_rel, symlinks=True, dirs_exist_ok=True)
+
+
+def _collect_changes(ctx: RunContext, invocation: Invocation, baseline: str, state: RunState,
+                     events: EventLog) -> None:
+    changes = compute_changes(ctx.workspace, state.run_dir / "baseline.git", baseline,
+                              exclude_dirs=list(invocation.state_dirs))
+    atomic_write_bytes(state.run_dir / "patch.diff", changes.patch)
+    state.changes = ChangesBlock(
+        files=changes.files,
+        patch_sha256=sha256_file(state.run_dir / "patch.diff"),
+        patch_bytes=len(changes.patch),
+        excluded=sorted(invocation.state_dirs),
+    )
+    events.emit("changes_computed", files=changes.files, patch_bytes=len(changes.patch))
+
+
+def _record_grade(grade: Grade, state: RunState, events: EventLog) -> None:
+    result = grade.result
+    passed = result.exit_code == 0 and not result.timed_out and not result.interrupted
+    state.tests = TestsBlock(
+        ran=True,
+        passed=passed,
+        exit_code=result.exit_code,
+        timed_out=result.timed_out,
+        timeout_s=grade.timeout_s,
+        duration_s=round(result.duration_s, 6),
+        counts=grade.counts,
+        tampered_files=grade.tampered_files,
+        command=grade.argv,
+    )
+    if grade.tampered_files:
+        state.reasons.append(
+            "agent modified grading tests (restored from the pristine fixture before grading): "
+            + ", ".join(grade.tampered_files))
+    events.emit("tests_finished", passed=passed, exit_code=result.exit_code, timed_out=result.timed_out,
+                counts=grade.counts.model_dump() if grade.counts else None,
+                tampered_files=grade.tampered_files)
+
+
+def _decide(result: ProcessResult, protocol_failure: str | None, protocol_reasons: list[str],
+            state: RunState) -> None:
+    """Pass needs all of: exited 0 in time, protocol success, a non-empty patch, tests pass."""
+    state.reasons.extend(protocol_reasons)
+    if result.timed_out:
+        state.decide("fail", "provider-timeout", f"provider exceeded its {state.backend.timeout_s:g} s timeout")
+    elif result.exit_code != 0:
+        state.decide("fail", "provider-crashed", f"provider exited with status {result.exit_code}")
+    elif protocol_failure is not None:
+        state.decide("fail", protocol_failure)
+    elif state.changes.patch_bytes == 0:
+        state.decide("fail", "no-changes", "the provider changed nothing in the workspace")
+    elif not state.tests.passed:
+        why = "timed out" if state.tests.timed_out else f"exited {state.tests.exit_code}"
+        state.decide("fail", "tests-failed", f"fixture tests failed ({why})")
+    else:
+        state.decide("pass", None, "provider completed, patch non-empty, fixture tests pass")
+    if state.verdict != "pass" and state.tests.ran:
+        state.reasons.append(f"fixture tests {'passed' if state.tests.passed else 'failed'} "
+                             "on the state the provider left")
+
+

@@ -1,0 +1,211 @@
+"""End to end: the CLI as a subprocess, the fake provider as a real child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+from tests.conftest import cli_env, run_cli, tagged_processes
+
+EXPECTED = {
+    "fix": ("pass", None, 0),
+    "noop": ("fail", "no-changes", 1),
+    "sleep": ("fail", "provider-timeout", 1),
+    "hang-with-children": ("fail", "provider-timeout", 1),
+    "crash": ("fail", "provider-crashed", 1),
+    "protocol-error": ("fail", "agent-protocol-error", 1),
+    "edit-tests": ("fail", "tests-failed", 1),
+    "huge-output": ("pass", None, 0),
+    "binary-output": ("pass", None, 0),
+}
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-m", "cto_harness", "schema", "report"], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+def test_each_scenario_yields_its_verdict(scenario: str, runs_dir: Path, tmp_path: Path,
+                                          schema: dict[str, object]) -> None:
+    verdict, failure_class, exit_code = EXPECTED[scenario]
+    result = run_cli("run", "--scenario", scenario, "--runs-dir", str(runs_dir), "--timeout", "3",
+                     env=cli_env(tmp_path))
+    assert result.report is not None, result.stderr
+    assert (result.report["verdict"], result.report["failure_class"]) == (verdict, failure_class), result.stdout
+    assert result.returncode == exit_code
+    jsonschema.validate(result.report, schema)
+    assert result.run_dir is not None
+    verified = run_cli("verify", str(result.run_dir))
+    assert verified.returncode == 0, verified.stderr
+    assert not tagged_processes(result.report["run_id"])
+    events = [json.loads(line)["event"] for line in (result.run_dir / "events.jsonl").read_text().splitlines()]
+    assert events[0] == "run_started" and events[-1] == "report_written"
+    for required in ("provider_preflight", "model_admission", "provider_process_started",
+                     "provider_process_exited", "tests_finished"):
+        assert required in events
+
+
+def test_timeout_writes_evidence_and_still_grades(runs_dir: Path, tmp_path: Path) -> None:
+    result = run_cli("run", "--scenario", "hang-with-children", "--runs-dir", str(runs_dir), "--timeout", "2",
+                     env=cli_env(tmp_path))
+    assert result.run_dir and result.report
+    text = (result.run_dir / "backend" / "provider-timeout.txt").read_text()
+    assert "limit 2 s" in text and "pids killed" in text
+    assert len(result.report["backend"]["killed_pids"]) >= 3  # agent + two grandchildren
+    assert result.report["tests"]["ran"] is True
+    assert result.report["backend"]["timed_out"] is True
+
+
+def test_edit_tests_lists_tampered_files(runs_dir: Path, tmp_path: Path) -> None:
+    result = run_cli("run", "--scenario", "edit-tests", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+    assert result.report
+    assert result.report["tests"]["tampered_files"] == ["tests/test_strings.py"]
+    assert "tests/test_strings.py" in result.report["changes"]["files"]
+
+
+def test_huge_output_is_capped(runs_dir: Path, tmp_path: Path) -> None:
+    result = run_cli("run", "--scenario", "huge-output", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+    assert result.run_dir and result.report
+    stdout = result.report["backend"]["stdout"]
+    assert stdout["truncated"] is True
+    assert stdout["bytes_kept"] == 10 * 1024 * 1024 == (result.run_dir / "backend" / "stdout.txt").stat().st_size
+    assert stdout["bytes_total"] > 200 * 1024 * 1024
+
+
+def test_binary_output_survives_byte_exact(runs_dir: Path, tmp_path: Path) -> None:
+    result = run_cli("run", "--scenario", "binary-output", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+    assert result.run_dir
+    data = (result.run_dir / "backend" / "stderr.txt").read_bytes()
+    assert bytes(range(256)) in data and b"\xff\xfe\x80\xc3\x28" in data
+
+
+def test_verify_detects_one_changed_byte(runs_dir: Path, tmp_path: Path) -> None:
+    result = run_cli("run", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+    assert result.returncode == 0 and result.run_dir
+    stdout = result.run_dir / "backend" / "stdout.txt"
+    data = bytearray(stdout.read_bytes())
+    data[0] ^= 0x01
+    stdout.write_bytes(bytes(data))
+    verified = run_cli("verify", str(result.run_dir))
+    assert verified.returncode == 1
+    assert "backend/stdout.txt: altered" in verified.stderr
+
+
+@pytest.mark.parametrize("tamper", ["remove", "add", "report", "events"])
+def test_verify_detects_removed_added_and_rewritten_files(tamper: str, runs_dir: Path, tmp_path: Path) -> None:
+    result = run_cli("run", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+    assert result.run_dir
+    if tamper == "remove":
+        (result.run_dir / "patch.diff").unlink()
+    elif tamper == "add":
+        (result.run_dir / "backend" / "extra.txt").write_text("x")
+    elif tamper == "report":
+        path = result.run_dir / "report.json"
+        path.write_text(path.read_text().replace('"verdict": "pass"', '"verdict": "fail"'))
+    else:
+        path = result.run_dir / "events.jsonl"
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(lines[:2] + lines[3:]))
+    verified = run_cli("verify", str(result.run_dir))
+    assert verified.returncode == 1, verified.stdout
+
+
+def test_sigterm_to_harness_still_writes_a_report(runs_dir: Path, tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "cto_harness", "run", "--scenario", "sleep",
+                             "--runs-dir", str(runs_dir), "--timeout", "60"],
+                            env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = _wait_for_process_start(runs_dir)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, out + err
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["verdict"] == "error" and report["failure_class"] == "harness-error"
+    assert any("SIGTERM" in r for r in report["reasons"])
+    assert report["backend"]["interrupted"] == "SIGTERM"
+    assert not tagged_processes(run_dir.name)
+    assert run_cli("verify", str(run_dir)).returncode == 0
+
+
+def test_sigkilled_harness_is_recovered(runs_dir: Path, tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "cto_harness", "run", "--scenario", "sleep",
+                             "--runs-dir", str(runs_dir), "--timeout", "60"],
+                            env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = _wait_for_process_start(runs_dir)
+    proc.kill()
+    proc.wait()
+    assert not (run_dir / "report.json").exists()
+    recovered = run_cli("runs", "recover", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+    assert recovered.returncode == 0 and str(run_dir) in recovered.stdout
+    report = json.loads((run_dir / "report.json").read_text())
+    assert (report["verdict"], report["failure_class"]) == ("error", "harness-error")
+    assert report["reasons"][0] == "interrupted"
+    assert report["backend"]["killed_pids"], "the orphaned provider must be killed"
+    assert not tagged_processes(run_dir.name)
+    assert run_cli("verify", str(run_dir)).returncode == 0
+
+
+def test_next_run_recovers_orphans_first(runs_dir: Path, tmp_path: Path) -> None:
+    orphan = runs_dir / "20200101T000000Z-r1-string-slugify-1"
+    orphan.mkdir(parents=True)
+    (orphan / ".run.lock").touch()
+    (orphan / "events.jsonl").write_bytes(b'{"torn":')
+    result = run_cli("run", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+    assert result.returncode == 0
+    assert "recovered orphaned run" in result.stderr
+    assert json.loads((orphan / "report.json").read_text())["verdict"] == "error"
+    assert run_cli("verify", str(orphan)).returncode == 0
+
+
+def _wait_for_process_start(runs_dir: Path) -> Path:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for run in runs_dir.glob("*"):
+            events = run / "events.jsonl"
+            if events.exists() and b"provider_process_started" in events.read_bytes():
+                time.sleep(0.3)
+                return run
+        time.sleep(0.05)
+    raise AssertionError("provider never started")
+
+
+def test_unknown_fixture_is_a_usage_error(runs_dir: Path, tmp_path: Path) -> None:
+    result = run_cli("run", "--fixture", "no-such-fixture", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+    assert result.returncode == 2
+    assert "no-such-fixture" in result.stderr
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())
+
+
+def test_invalid_user_fixture_is_blocked_with_a_report(runs_dir: Path, tmp_path: Path) -> None:
+    fixture = tmp_path / "bad-fixture"
+    (fixture / "repo").mkdir(parents=True)
+    (fixture / "fixture.toml").write_text('id = "bad"\ntitle = "t"\ninstructions = "i"\n'
+                                          '[tests]\ncommand = ["true"]\ntimeout_seconds = 5\n'
+                                          'paths = ["../../etc/passwd"]\n[solution]\npatch = "s.patch"\n')
+    result = run_cli("run", "--fixture", str(fixture), "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.report and result.report["failure_class"] == "fixture-invalid"
+    assert result.report["backend"]["process_started"] is False
+
+
+def test_outside_symlink_fixture_is_blocked(runs_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from cto_harness.fixtures import resolve_fixture
+
+    fixture = tmp_path / "linked"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), fixture)
+    os.symlink("/etc/passwd", fixture / "repo" / "passwd")
+    result = run_cli("run", "--fixture", str(fixture), "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+    assert result.returncode == 3
+    assert result.report and result.report["failure_class"] == "fixture-invalid"
+    assert result.run_dir and not (result.run_dir / "workspace" / "passwd").exists()
