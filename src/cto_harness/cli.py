@@ -21,6 +21,11 @@ _LAZY: dict[str, tuple[str, str]] = {
     "report": ("cto_harness.cli_run:report_group", "Show a run's report."),
     "verify": ("cto_harness.cli_run:verify_command", "Re-check a run dir against its report."),
     "runs": ("cto_harness.cli_run:runs_group", "Manage run directories (recover orphans)."),
+    "health": ("cto_harness.cli_health:health_command", "Prove the fail-closed paths (--json)."),
+    "validate": ("cto_harness.cli_health:validate_group", "Validate a provider adapter (case)."),
+    "provider": ("cto_harness.cli_provider:provider_group", "Discover, build, admit and inspect providers."),
+    "model-server": ("cto_harness.model_server._cli:model_server_command", "Serve a scripted model on loopback."),
+    "certify": ("cto_harness.cli_certify:certify_command", "Run a real client on every built-in fixture."),
 }
 
 

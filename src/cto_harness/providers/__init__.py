@@ -21,6 +21,12 @@ from cto_harness.providers._protocol import (
 
 _REGISTRY: dict[str, str] = {
     "fake": "cto_harness.providers.fake:FakeProvider",
+    "case": "cto_harness.providers.case:CaseProvider",
+    "claude-code": "cto_harness.providers.claude_code:ClaudeCodeProvider",
+    "codex": "cto_harness.providers.codex:CodexProvider",
+    "mini-swe-agent": "cto_harness.providers.mini_swe_agent:MiniSweAgentProvider",
+    "pi": "cto_harness.providers.pi:PiProvider",
+    "command": "cto_harness.providers.command:CommandProvider",
 }
 
 __all__ = [
