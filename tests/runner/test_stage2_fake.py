@@ -69,7 +69,7 @@ def test_timeout_writes_evidence_and_still_grades(runs_dir: Path, tmp_path: Path
 def test_edit_tests_lists_tampered_files(runs_dir: Path, tmp_path: Path) -> None:
     result = run_cli("run", "--scenario", "edit-tests", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
     assert result.report
-    assert result.report["tests"]["tampered_files"] == ["tests/test_strings.py"]
+    assert "tests/test_strings.py" in result.report["tests"]["tampered_files"]
     assert "tests/test_strings.py" in result.report["changes"]["files"]
 
 
