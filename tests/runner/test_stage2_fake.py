@@ -70,6 +70,7 @@ def test_edit_tests_lists_tampered_files(runs_dir: Path, tmp_path: Path) -> None
     result = run_cli("run", "--scenario", "edit-tests", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
     assert result.report
     assert "tests/test_strings.py" in result.report["tests"]["tampered_files"]
+    assert "conftest.py" in result.report["tests"]["tampered_files"], "an added conftest.py must be removed"
     assert "tests/test_strings.py" in result.report["changes"]["files"]
 
 

@@ -93,8 +93,14 @@ def scenario_huge_output(task: dict[str, object]) -> int:
 def scenario_edit_tests(task: dict[str, object]) -> int:
     grading = [str(p) for p in task["grading_tests"]]  # type: ignore[attr-defined]
     for rel in grading:
-        Path(rel).write_text("def test_nothing():\n    assert True\n", encoding="utf-8")
-    say(f"fake agent: weakened the grading tests {grading} and fixed nothing")
+        if rel.endswith(".py"):
+            Path(rel).write_text("def test_nothing():\n    assert True\n", encoding="utf-8")
+    Path("conftest.py").write_text(
+        "import pytest\n\n\ndef pytest_collection_modifyitems(items):\n"
+        "    for item in items:\n        item.add_marker(pytest.mark.skip(reason='agent'))\n",
+        encoding="utf-8",
+    )
+    say(f"fake agent: weakened the grading tests {grading}, added a skipping conftest.py, fixed nothing")
     say(result_block("completed", "tests pass now"))
     return 0
 

@@ -23,10 +23,22 @@ class Grade:
     tampered_files: list[str]
 
 
+TEST_CONFIG_NAMES = frozenset({"conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"})
+"""Files that change how pytest collects and runs tests: an agent must not add or edit them."""
+
+
 def restore_grading_tests(fixture: Fixture, workspace: Path) -> list[str]:
-    """Put every grading test back to its pristine bytes; return those the agent had changed."""
+    """Put grading tests and test config back to pristine; return what the agent had changed.
+
+    Test-config files the agent added (a ``conftest.py`` that skips everything) are removed.
+    """
     tampered: list[str] = []
-    for rel in fixture.grading_tests:
+    for path in sorted(workspace.rglob("*")):
+        rel = path.relative_to(workspace).as_posix()
+        if path.name in TEST_CONFIG_NAMES and not rel.startswith(".git/") and rel not in fixture.files:
+            _remove(path)
+            tampered.append(rel)
+    for rel in sorted(set(fixture.grading_tests) | {f for f in fixture.files if Path(f).name in TEST_CONFIG_NAMES}):
         pristine = read_pristine(fixture, rel)
         target = workspace / rel
         if target.is_symlink() or not target.is_file() or target.read_bytes() != pristine:
@@ -35,7 +47,7 @@ def restore_grading_tests(fixture: Fixture, workspace: Path) -> list[str]:
                 _remove(target)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(pristine)
-    return tampered
+    return sorted(tampered)
 
 
 def _remove(path: Path) -> None:
