@@ -27,6 +27,11 @@ from cto_harness.runner._process import kill_process_tree
 TORN_TAIL_FILE = "backend/events-torn-tail.bin"
 
 
+STARTUP_GRACE_S = 60.0
+"""A run dir without events.jsonl may be one a live harness is still creating (mkdir, then
+lock): it counts as orphaned only after this long."""
+
+
 def find_orphans(runs_dir: Path) -> list[Path]:
     if not runs_dir.is_dir():
         return []
@@ -37,6 +42,7 @@ def find_orphans(runs_dir: Path) -> list[Path]:
         and not path.is_symlink()
         and (path / LOCK_NAME).exists()
         and not (path / "report.json").exists()
+        and ((path / "events.jsonl").exists() or time.time() - path.stat().st_mtime > STARTUP_GRACE_S)
         and not is_locked(path)
     )
 
