@@ -110,9 +110,11 @@ def _backend_from_events(events: list[dict[str, object]], reasons: list[str]) ->
     data = started.get("data")
     pid = data.get("pid") if isinstance(data, dict) else None
     tag = data.get("tag") if isinstance(data, dict) else None
+    create_time = data.get("create_time") if isinstance(data, dict) else None
     killed: list[int] = []
     if isinstance(pid, int) and not exited:
-        killed = list(kill_process_tree(pid, tag=str(tag) if tag else None))
+        killed = list(kill_process_tree(pid, tag=str(tag) if tag else None,
+                                        create_time=create_time if isinstance(create_time, float) else None))
         if killed:
             reasons.append(f"killed provider processes left running by the dead harness: {killed}")
     return BackendBlock(process_started=True, pid=pid if isinstance(pid, int) else None, killed_pids=killed)

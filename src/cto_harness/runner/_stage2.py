@@ -291,7 +291,7 @@ def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: E
     def started(pid: int) -> None:
         state.backend = state.backend.model_copy(update={"process_started": True, "pid": pid})
         events.emit(invocation.process_event, pid=pid, argv=argv, cwd=str(invocation.cwd),
-                    timeout_s=invocation.timeout_s, tag=state.run_id)
+                    timeout_s=invocation.timeout_s, tag=state.run_id, create_time=_create_time(pid))
 
     try:
         result = run_bounded(
@@ -330,6 +330,16 @@ def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: E
             f"terminated process group {result.pid} (SIGTERM, grace, SIGKILL)\n"
             f"pids killed: {' '.join(map(str, result.killed_pids)) or 'none'}\n"))
     return result
+
+
+def _create_time(pid: int) -> float | None:
+    """Recorded so recovery can tell this provider from a later process that reused its pid."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
 
 
 def _stream(captured: CapturedStream) -> StreamInfo:
