@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -200,3 +201,15 @@ def test_cli_serves_until_terminated(tmp_path: Path) -> None:
         proc.wait(timeout=10)
     assert proc.returncode == 0
     assert json.loads(log.read_text().splitlines()[0])["protocol"] == "models"
+
+
+def test_cli_reports_a_busy_port_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(
+            model_server_command, ["--script", str(_write(tmp_path, GOOD)), "--port", str(port)]
+        )
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"

@@ -50,6 +50,10 @@ def model_server_command(script_path: Path, host: str, port: int, log_path: Path
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    try:
+        server.start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     previous = signal.signal(signal.SIGTERM, _on_signal)
     try:
         with server:
