@@ -1,0 +1,151 @@
+"""What the real-client adapters (claude-code, codex, mini-swe-agent, pi) share.
+
+Gates come from ``_gates`` (admission, model admission, timeout, credentials, env
+allowlist); this module adds what is specific to installed registry clients: the
+tree re-hash of launcher-admitted clients, the model endpoint (``CTO_HARNESS_<P>_BASE_URL``),
+the API key, the task prompt, JSON-lines parsing and keeping the scripted model
+server's exchange log as evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from cto_harness.clients import load_clients, verify_launcher
+from cto_harness.providers._gates import (
+    pass_through_credentials,
+    preflight_gate,
+    setting,
+)
+from cto_harness.providers._protocol import Blocked, Gate, RunContext
+
+DEFAULT_TIMEOUT_S = 900.0
+PLACEHOLDER_API_KEY = "sk-cto-harness-loopback-placeholder"
+"""Sent to a configured loopback endpoint when no credential was passed (scripted lanes)."""
+MODEL_SERVER_LOG_ENV = "CTO_HARNESS_MODEL_SERVER_LOG"
+"""A JSONL exchange log of the model endpoint; copied into ``backend/model-server.jsonl``."""
+MODEL_SERVER_EVIDENCE = "model-server.jsonl"
+
+
+def client_preflight(ctx: RunContext, name: str) -> Gate:
+    """Executable + model admission, then the installed tree of a launcher client."""
+    gate = preflight_gate(ctx, name, base_url=base_url(ctx, name))
+    spec = load_clients().get(name)
+    version = spec.version if spec and gate.provider.admission and \
+        gate.provider.admission.get("source_url") == spec.source_url else None
+    gate = replace(gate, provider=replace(gate.provider, version=version))
+    if gate.blocked is not None or gate.provider.executable is None:
+        return gate
+    problem = verify_launcher(Path(gate.provider.executable))
+    if problem is None:
+        return gate
+    return replace(gate, blocked=Blocked("provider-digest-mismatch",
+                                         f"{name}: {problem}; no provider process was started",
+                                         "provider-digest-mismatch.txt"))
+
+
+def base_url(ctx: RunContext, name: str) -> str | None:
+    """``CTO_HARNESS_<P>_BASE_URL``: the model endpoint exactly as the client should use it."""
+    value = setting(ctx, name, "BASE_URL")
+    return value.rstrip("/") if value else None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_key: str | None
+    passed: dict[str, str]
+    """Variables passed through by name (``CTO_HARNESS_<P>_PASS_ENV``)."""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        values = [*self.passed.values(), *([self.api_key] if self.api_key else [])]
+        return tuple(v for v in values if v and v != PLACEHOLDER_API_KEY)
+
+
+def credentials(ctx: RunContext, name: str, key_vars: tuple[str, ...], *, reserved: frozenset[str]) -> Credentials:
+    """The API key from the first passed-through ``key_vars`` variable.
+
+    Without one, a configured endpoint gets a placeholder key (a scripted loopback model
+    checks none); without an endpoint the client's own default applies and it fails
+    on its own if it needs a key.
+    """
+    passed = pass_through_credentials(ctx, name, reserved=reserved)
+    key = next((passed[v] for v in key_vars if v in passed), None)
+    if key is None and base_url(ctx, name) is not None:
+        key = PLACEHOLDER_API_KEY
+    return Credentials(api_key=key, passed=passed)
+
+
+def write_prompt(ctx: RunContext) -> tuple[str, Path]:
+    """The task prompt (also written to ``task/prompt.md``)."""
+    prompt = (
+        f"# {ctx.fixture.title}\n\n{ctx.fixture.instructions.strip()}\n\n"
+        "The repository is the current working directory. Make the change directly in the files; "
+        "do not ask questions, there is nobody to answer them.\n"
+    )
+    path = ctx.task_dir / "prompt.md"
+    path.write_text(prompt, encoding="utf-8")
+    return prompt, path
+
+
+def isolated_dir(ctx: RunContext, name: str) -> Path:
+    path = ctx.backend_dir / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def iter_jsonl(path: Path, limit: int = 64 * 1024 * 1024) -> Iterator[dict[str, Any]]:
+    """JSON objects of a JSON-lines file; other lines are skipped."""
+    try:
+        data = path.read_bytes()[:limit]
+    except OSError:
+        return
+    for line in data.splitlines():
+        line = line.strip()
+        if not line.startswith(b"{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            yield obj
+
+
+def keep_model_server_log(ctx: RunContext) -> None:
+    """Copy the endpoint's exchange log named by ``CTO_HARNESS_MODEL_SERVER_LOG`` into backend/."""
+    source = ctx.environ.get(MODEL_SERVER_LOG_ENV)
+    if source and Path(source).is_file():
+        shutil.copyfile(source, ctx.backend_dir / MODEL_SERVER_EVIDENCE)
+
+
+def as_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def as_float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def add(a: int | None, b: Any) -> int | None:
+    value = as_int(b)
+    if value is None:
+        return a
+    return value if a is None else a + value
+
+
+def tail_text(path: Path, limit: int = 600) -> str:
+    try:
+        data = path.read_bytes()[-limit:]
+    except OSError:
+        return ""
+    return " ".join(data.decode("utf-8", "replace").split())
+
+
+def truthy(mapping: Mapping[str, Any], key: str) -> bool:
+    return bool(mapping.get(key))
