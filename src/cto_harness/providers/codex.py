@@ -32,7 +32,7 @@ from cto_harness.providers._client_common import (
     write_prompt,
 )
 from cto_harness.providers._gates import child_env, provider_timeout
-from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext, Usage
+from cto_harness.providers._protocol import FailureClass, Gate, Invocation, Outcome, RunContext, Usage
 from cto_harness.runner._process import ProcessResult
 
 NAME = "codex"
@@ -147,7 +147,7 @@ class CodexProvider:
                    "final_message": messages[-1][:2000] if messages else None}
         if failed or not completed:
             why = errors[-1] if errors else (tail_text(result.stderr.path) or "no turn.completed event")
-            failure = "agent-reported-failure" if failed else "agent-protocol-error"
+            failure: FailureClass = "agent-reported-failure" if failed else "agent-protocol-error"
             return Outcome(failure, (f"codex: the turn did not complete: {why[:300]}",),
                            agent_result=summary, usage=usage)
         return Outcome(None, agent_result=summary, usage=usage)
