@@ -68,7 +68,7 @@ from cto_harness.admission._toolchain import (
     remove_bun,
     write_toolchain_report,
 )
-from cto_harness.admission._util import sha256_file
+from cto_harness.evidence import sha256_file
 
 __all__ = [
     "ALLOW_UNADMITTED_ENV",

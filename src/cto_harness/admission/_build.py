@@ -23,7 +23,8 @@ from cto_harness.admission._git import clone_at_pin, redact_url, status, url_sec
 from cto_harness.admission._proc import run_bounded
 from cto_harness.admission._records import ArtifactInfo, BuildRecord
 from cto_harness.admission._toolchain import bootstrapped_bin_dirs, check_toolchain, search_path
-from cto_harness.admission._util import iso, sha256_file, stamp, utc_now
+from cto_harness.admission._util import iso, stamp, utc_now
+from cto_harness.evidence import sha256_file
 
 UNTRACKED_CAP = 200
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from cto_harness.admission._errors import StoreError
 from cto_harness.admission._records import AdmissionRecord
 from cto_harness.admission._store import active_admissions, load_admission
-from cto_harness.admission._util import sha256_file
+from cto_harness.evidence import sha256_file
 from cto_harness.providers._protocol import Blocked, ProviderInfo
 
 ALLOW_UNADMITTED_ENV = "CTO_HARNESS_ALLOW_UNADMITTED"

@@ -37,9 +37,9 @@ from cto_harness.admission._util import (
     check_sha256,
     force_rmtree,
     iso,
-    sha256_file,
     utc_now,
 )
+from cto_harness.evidence import sha256_file
 
 RO_FILE = 0o555
 RO_RECORD = 0o444

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -14,16 +13,6 @@ from cto_harness.admission._errors import CatalogError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 1024 * 1024
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes, streamed so a large binary never sits in memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def utc_now() -> datetime:
