@@ -1,0 +1,98 @@
+"""Any command as a provider, for agents without an adapter.
+
+The executable comes from ``CTO_HARNESS_COMMAND_BIN`` through admission like every real
+provider (or ``--unadmitted`` for a local experiment); its arguments from
+``CTO_HARNESS_COMMAND_ARGS``, a shell-style template whose placeholders are filled per
+run: ``{workspace}``, ``{prompt_file}``, ``{task_file}``, ``{model_provider}``,
+``{model}``, ``{base_url}``. The command has no protocol: success is judged only by
+the harness's own diff and tests (and its exit status).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import string
+
+from pydantic import BaseModel
+
+from cto_harness.providers._client_common import (
+    DEFAULT_TIMEOUT_S,
+    base_url,
+    client_preflight,
+    credentials,
+    isolated_dir,
+    keep_model_server_log,
+    write_prompt,
+)
+from cto_harness.providers._gates import ProviderSettingError, child_env, env_var, provider_timeout, setting
+from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext
+from cto_harness.runner._process import ProcessResult
+
+NAME = "command"
+PLACEHOLDERS = ("workspace", "prompt_file", "task_file", "model_provider", "model", "base_url")
+
+
+class CommandConfig(BaseModel):
+    """Settings of the command adapter (``CTO_HARNESS_COMMAND_*``)."""
+
+    args: str = "{prompt_file}"
+    """Argument template (``CTO_HARNESS_COMMAND_ARGS``), split like a shell would."""
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    """Provider timeout when neither --timeout nor CTO_HARNESS_COMMAND_TIMEOUT_SECONDS is set."""
+
+
+def render_args(template: str, values: dict[str, str]) -> list[str]:
+    """Split ``template`` and fill its placeholders.
+
+    Raises:
+        ProviderSettingError: unknown placeholder or unbalanced quotes.
+    """
+    var = env_var(NAME, "ARGS")
+    try:
+        parts = shlex.split(template)
+    except ValueError as exc:
+        raise ProviderSettingError(f"{var}: {exc}") from exc
+    out = []
+    for part in parts:
+        names = {field for _, field, _, _ in string.Formatter().parse(part) if field is not None}
+        unknown = names - set(PLACEHOLDERS)
+        if unknown:
+            raise ProviderSettingError(f"{var}: unknown placeholder(s) {sorted(unknown)}; valid: "
+                                       + ", ".join("{" + p + "}" for p in PLACEHOLDERS))
+        out.append(part.format(**values))
+    return out
+
+
+class CommandProvider:
+    name = NAME
+
+    def preflight(self, ctx: RunContext) -> Gate:
+        return client_preflight(ctx, NAME)
+
+    def prepare(self, ctx: RunContext, gate: Gate) -> Invocation:
+        assert gate.provider.executable
+        _, prompt_file = write_prompt(ctx)
+        url = base_url(ctx, NAME) or ""
+        task = {"fixture_id": ctx.fixture.id, "title": ctx.fixture.title, "instructions": ctx.fixture.instructions,
+                "workspace": str(ctx.workspace), "prompt_file": str(prompt_file),
+                "model_provider": gate.model.provider, "model": gate.model.model, "base_url": url or None}
+        task_file = ctx.task_dir / "task.json"
+        task_file.write_text(json.dumps(task, indent=2) + "\n", encoding="utf-8")
+        values = {"workspace": str(ctx.workspace), "prompt_file": str(prompt_file), "task_file": str(task_file),
+                  "model_provider": gate.model.provider or "", "model": gate.model.model or "", "base_url": url}
+        args = render_args(setting(ctx, NAME, "ARGS") or CommandConfig().args, values)
+        creds = credentials(ctx, NAME, (), reserved=frozenset())
+        extra = {"CTO_HARNESS_TASK_FILE": str(task_file), "CTO_HARNESS_PROMPT_FILE": str(prompt_file)}
+        return Invocation(
+            argv=[gate.provider.executable, *args],
+            cwd=ctx.workspace,
+            env=child_env(ctx, home=isolated_dir(ctx, "home"), extra=extra, credentials=creds.passed),
+            timeout_s=provider_timeout(ctx, NAME, CommandConfig().timeout_s),
+            expected_sha256=gate.provider.sha256,
+            secrets=creds.secrets,
+        )
+
+    def interpret(self, ctx: RunContext, invocation: Invocation, result: ProcessResult) -> Outcome:
+        keep_model_server_log(ctx)
+        return Outcome(None, ("command provider: no protocol; judged by the harness's diff and tests only",))
