@@ -1,0 +1,199 @@
+"""The Case adapter end to end: the CLI as a subprocess, synthetic `ca` as a real admitted executable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import CliRun, cli_env, run_cli
+
+from cto_harness._lab import admit_synthetic
+from cto_harness._synthetic_case import ENV_DUMP, write_synthetic_ca
+
+CASE_STARTED = "case_process_started"
+MODEL = ("openai", "synthetic-model")
+SECRET = "sk-synthetic-credential-0123456789abcdef"
+ALLOWED_ENV = {"PATH", "LANG", "TZ", "HOME", "CASE_DATA_DIR", "PI_CODING_AGENT_DIR", "CTO_HARNESS_RUN_TAG"}
+
+
+@pytest.fixture
+def case_bin(tmp_path: Path) -> Callable[..., Path]:
+    """Write a synthetic `ca` and (by default) admit it into the test's harness home."""
+    def make(behaviour: str, *, admitted: bool = True) -> Path:
+        path = write_synthetic_ca(tmp_path / ("bin" if admitted else "unadmitted-bin"), behaviour)
+        if admitted:
+            admit_synthetic(path, home=tmp_path / "home")
+        else:
+            path.write_text(path.read_text() + "# not admitted\n")
+        return path
+    return make
+
+
+def case_env(tmp_path: Path, ca: Path | None, *, model: tuple[str, str] | None = MODEL,
+             allowlist: list[str] | None = None, **extra: str) -> dict[str, str]:
+    config = tmp_path / "cto-harness.toml"
+    config.write_text("" if allowlist is None else f"[providers.case]\nadmitted_models = {json.dumps(allowlist)}\n")
+    env = cli_env(tmp_path, CTO_HARNESS_CONFIG=str(config),
+                  CTO_HARNESS_CASE_BIN=str(ca or tmp_path / "no-such-dir" / "ca"))
+    if model is not None:
+        env["CTO_HARNESS_CASE_MODEL_PROVIDER"], env["CTO_HARNESS_CASE_MODEL"] = model
+    env.update(extra)
+    return env
+
+
+def run_case(runs_dir: Path, env: dict[str, str], *args: str) -> CliRun:
+    result = run_cli("run", "--provider", "case", "--runs-dir", str(runs_dir), *args, env=env)
+    assert result.report is not None and result.run_dir is not None, result.stderr
+    return result
+
+
+def events(run_dir: Path) -> list[str]:
+    return [json.loads(line)["event"] for line in (run_dir / "events.jsonl").read_text().splitlines()]
+
+
+def outcome(result: CliRun) -> tuple[str, str | None]:
+    assert result.report is not None
+    return result.report["verdict"], result.report["failure_class"]
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def test_admitted_case_run_passes_isolated_and_redacted(runs_dir: Path, tmp_path: Path,
+                                                         case_bin: Callable[..., Path]) -> None:
+    ca = case_bin("fix")
+    base_url = "http://127.0.0.1:9/v1"
+    env = case_env(tmp_path, ca, CTO_HARNESS_CASE_PASS_ENV="SYNTH_API_KEY", SYNTH_API_KEY=SECRET,
+                   CANARY_MUST_NOT_LEAK="canary-value", CTO_HARNESS_CASE_PROFILE="tiny",
+                   CTO_HARNESS_CASE_MODEL_BASE_URL=base_url, CTO_HARNESS_CASE_MODEL_API_KEY_ENV="SYNTH_API_KEY")
+    result = run_case(runs_dir, env)
+    report, run_dir = result.report, result.run_dir
+    assert report is not None and run_dir is not None
+    assert outcome(result) == ("pass", None) and result.returncode == 0, report["reasons"]
+    assert report["lane"] == "real" and report["provider"]["admission"] is not None
+    assert report["model"] == {"provider": "openai", "model": "synthetic-model", "admitted": True,
+                               "admitted_by": "env", "base_url": base_url}
+    backend, workspace = run_dir / "backend", run_dir / "workspace"
+
+    assert read_json(backend / "case-data" / "config.json") == {
+        "version": 1, "projects": "./projects.json",
+        "models": {"default": {"provider": "openai", "model": "synthetic-model"}}}
+    repo = read_json(backend / "case-data" / "projects.json")["repos"][0]
+    assert repo["name"] == "r1-string-slugify" and repo["path"] == str(workspace)
+    pristine = read_json(backend / "case-task.pristine.json")
+    assert {k: pristine[k] for k in ("id", "status", "repo", "issueType", "mode", "profile")} == {
+        "id": "r1-string-slugify", "status": "active", "repo": "r1-string-slugify", "issueType": "freeform",
+        "mode": "unattended", "profile": "tiny"}
+    assert read_json(run_dir / "task" / "r1-string-slugify.task.json")["status"] == "closing"  # Case rewrote it
+    assert (run_dir / "task" / "r1-string-slugify.md").read_text().startswith("# Fix slugify")
+    pi_provider = read_json(backend / "pi-agent" / "models.json")["providers"]["openai"]
+    assert pi_provider["baseUrl"] == base_url and pi_provider["apiKey"] == "SYNTH_API_KEY"
+    assert pi_provider["models"][0]["id"] == "synthetic-model"
+
+    invocation = read_json(backend / "invocation.json")
+    assert invocation["argv"] == [str(ca.resolve()), "run", "--task",
+                                  str(run_dir / "task" / "r1-string-slugify.task.json"), "--mode", "unattended"]
+    assert invocation["cwd"] == str(workspace)
+    dumped = read_json(backend / "home" / ENV_DUMP)
+    assert set(dumped) <= ALLOWED_ENV | {"SYNTH_API_KEY"}, set(dumped) - ALLOWED_ENV
+    assert "CANARY_MUST_NOT_LEAK" not in dumped
+    assert dumped["SYNTH_API_KEY"] == "[redacted]"  # it reached the child, and the evidence is redacted
+    assert dumped["HOME"] == str(backend / "home") and dumped["CASE_DATA_DIR"] == str(backend / "case-data")
+    assert dumped["PI_CODING_AGENT_DIR"] == str(backend / "pi-agent")
+    for path in run_dir.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+    names = events(run_dir)
+    assert names.index("provider_preflight") < names.index("model_admission") < names.index(CASE_STARTED)
+    assert report["changes"]["files"] == ["strings.py"] and report["changes"]["excluded"] == [".case"]
+    assert (backend / "case-state" / "run-log.jsonl").is_file()
+    agent = report["agent_result"]
+    assert agent["outcome"] == "completed" and agent["runLog"] == "backend/case-state/run-log.jsonl"
+    assert agent["eventLog"] == "backend/case-state/r1-string-slugify/events.jsonl"
+    assert run_cli("verify", str(run_dir)).returncode == 0
+
+
+def test_missing_binary_blocks_before_case_starts(runs_dir: Path, tmp_path: Path) -> None:
+    result = run_case(runs_dir, case_env(tmp_path, None))
+    assert result.run_dir is not None
+    assert outcome(result) == ("blocked", "provider-unavailable") and result.returncode == 3
+    assert "does not exist" in (result.run_dir / "backend" / "provider-unavailable.txt").read_text()
+    assert CASE_STARTED not in events(result.run_dir)
+    assert not (result.run_dir / "backend" / "case-data").exists()
+
+
+@pytest.mark.parametrize(("model", "allowlist", "says"), [
+    (None, None, "CTO_HARNESS_CASE_MODEL_PROVIDER (or --model-provider) and CTO_HARNESS_CASE_MODEL"),
+    (("openai", ""), None, "CTO_HARNESS_CASE_MODEL (or --model) not set"),
+    (("anthropic", "claude-sonnet-4-6"), ["openai/gpt-5.5"], "anthropic/claude-sonnet-4-6 is not on the allowlist"),
+    (("openai", "gpt-5.5"), [], "(empty: nothing is admitted)"),
+])
+def test_model_gate_blocks_before_case_starts(runs_dir: Path, tmp_path: Path, case_bin: Callable[..., Path],
+                                              model: tuple[str, str] | None, allowlist: list[str] | None,
+                                              says: str) -> None:
+    result = run_case(runs_dir, case_env(tmp_path, case_bin("fix"), model=model, allowlist=allowlist))
+    assert result.run_dir is not None and result.report is not None
+    assert outcome(result) == ("blocked", "model-not-admitted") and result.returncode == 3
+    assert says in (result.run_dir / "backend" / "provider-model-not-admitted.txt").read_text()
+    assert result.report["model"]["admitted"] is False
+    assert CASE_STARTED not in events(result.run_dir) and "model_admission" in events(result.run_dir)
+    assert not (result.run_dir / "backend" / "case-data").exists()  # no config.json without an admitted model
+
+
+def test_unadmitted_binary_blocks_and_unadmitted_lane_is_separate(runs_dir: Path, tmp_path: Path,
+                                                                  case_bin: Callable[..., Path]) -> None:
+    ca = case_bin("protocol-error", admitted=False)
+    blocked = run_case(runs_dir, case_env(tmp_path, ca))
+    assert blocked.run_dir is not None
+    assert outcome(blocked) == ("blocked", "provider-not-admitted")
+    assert "matches no admission record" in (blocked.run_dir / "backend" / "provider-not-admitted.txt").read_text()
+    assert CASE_STARTED not in events(blocked.run_dir)
+
+    experiment = run_case(runs_dir, case_env(tmp_path, ca), "--unadmitted")
+    report = experiment.report
+    assert report is not None
+    assert report["lane"] == "unadmitted" and report["provider"]["admission"] is None
+    assert outcome(experiment) == ("fail", "agent-protocol-error")  # Case exited 0 on a failed pipeline
+    assert report["backend"]["exit_code"] == 0
+    agent = report["agent_result"]
+    assert agent["outcome"] == "failed" and agent["failedAgent"] == "implementer"
+    assert "agent-protocol-error" in agent["failureClasses"]
+    assert "AGENT_RESULT start delimiter not found" in agent["errors"]
+
+
+def test_flags_admit_by_policy_and_fatal_exit_is_a_crash(runs_dir: Path, tmp_path: Path,
+                                                         case_bin: Callable[..., Path]) -> None:
+    env = case_env(tmp_path, case_bin("fatal"), model=None, allowlist=["openai/synthetic-model"])
+    result = run_case(runs_dir, env, "--model-provider", "openai", "--model", "synthetic-model")
+    report = result.report
+    assert report is not None
+    assert report["model"]["admitted_by"] == "policy"
+    assert outcome(result) == ("fail", "provider-crashed") and result.returncode == 1
+    assert "Case exited 1: Fatal: Model not found: openai/synthetic-model" in report["reasons"]
+
+
+def test_timeout_env_bounds_case_and_still_grades(runs_dir: Path, tmp_path: Path,
+                                                  case_bin: Callable[..., Path]) -> None:
+    env = case_env(tmp_path, case_bin("sleep"), CTO_HARNESS_CASE_TIMEOUT_SECONDS="1")
+    result = run_case(runs_dir, env)
+    assert result.run_dir is not None and result.report is not None
+    assert outcome(result) == ("fail", "provider-timeout")
+    assert result.report["backend"]["timeout_s"] == 1.0 and result.report["tests"]["ran"] is True
+    assert "limit 1 s" in (result.run_dir / "backend" / "provider-timeout.txt").read_text()
+    assert CASE_STARTED in events(result.run_dir)
+
+
+def test_invalid_timeout_is_a_clear_error_before_case_starts(runs_dir: Path, tmp_path: Path,
+                                                             case_bin: Callable[..., Path]) -> None:
+    env = case_env(tmp_path, case_bin("fix"), CTO_HARNESS_CASE_TIMEOUT_SECONDS="soon")
+    result = run_case(runs_dir, env)
+    assert result.run_dir is not None and result.report is not None
+    assert outcome(result) == ("error", "harness-error") and result.returncode == 4
+    assert any("CTO_HARNESS_CASE_TIMEOUT_SECONDS='soon' is not a positive number" in r
+               for r in result.report["reasons"])
+    assert CASE_STARTED not in events(result.run_dir)
