@@ -49,3 +49,10 @@ def test_failed_agent_prefers_the_structured_log() -> None:
     signals = read_signals(FAILED, jl(PARSE_ERROR, FINISHED_FAILED), b"not json\n")
     assert signals.failed_agent == "implementer" and signals.outcome == "failed"
     assert signals.errors == ["AGENT_RESULT start delimiter not found"]
+
+
+def test_colour_codes_and_trailing_lines_do_not_hide_the_outcome() -> None:
+    stdout = (b"\x1b[32m[unattended] Pipeline completed successfully.\x1b[0m\n"
+              b"[unattended] Run log: .case/run-log.jsonl\n")
+    signals = read_signals(stdout, b"\x1b[31mFatal: boom\x1b[0m\n", b"")
+    assert signals.stdout_outcome == "completed" and signals.fatal == "Fatal: boom"

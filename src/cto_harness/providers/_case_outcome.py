@@ -1,14 +1,14 @@
 """Reading what a Case run said happened: its completion signals, never its exit status alone.
 
 Real ``ca`` exits 0 when a pipeline runs to its end, succeeded or failed. Its outcome is
-in three places: the last stdout line (``[unattended] Pipeline completed successfully.``
+in three places: the last outcome line on stdout (``[unattended] Pipeline completed successfully.``
 or ``[unattended] Pipeline failed at <agent> phase.``), the ``pipeline finished`` JSON
 log line on stderr, and ``.case/run-log.jsonl``. Setup errors exit 1 with a
 ``Fatal: ...`` or ``Error: ...`` line. Agents' AGENT_RESULT blocks are parsed inside
 Case; what reaches stderr is the parse error (``AGENT_RESULT start delimiter not
 found``) or ``failureClass: agent-protocol-error``.
 
-When the signals disagree, a failure wins: a run counts as completed only if no signal
+ANSI colour codes are ignored. When the signals disagree, a failure wins: a run counts as completed only if no signal
 says it failed.
 """
 
@@ -25,6 +25,7 @@ from cto_harness.providers._protocol import FailureClass, Outcome
 _COMPLETED = re.compile(r"^\[unattended\] Pipeline completed successfully\.?\s*$")
 _FAILED = re.compile(r"^\[unattended\] Pipeline failed at (?P<agent>\S+) phase\.?\s*$")
 _FATAL = re.compile(r"^(Fatal|Error): ")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _MAX_ITEMS = 20
 _MAX_CHARS = 500
 
@@ -76,7 +77,8 @@ def _clip(text: str) -> str:
 
 
 def _lines(data: bytes) -> list[str]:
-    return [line.strip() for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+    text = _ANSI.sub("", data.decode("utf-8", "replace"))
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _json_objects(lines: list[str]) -> list[dict[str, Any]]:
@@ -106,10 +108,13 @@ def read_signals(stdout: bytes, stderr: bytes, run_log: bytes) -> CaseSignals:
     out = _lines(stdout)
     if out:
         signals.final_line = _clip(out[-1])
-        if _COMPLETED.match(out[-1]):
+    for line in reversed(out):  # the last outcome line, even if an informational line follows it
+        if _COMPLETED.match(line):
             signals.stdout_outcome = "completed"
-        elif match := _FAILED.match(out[-1]):
+            break
+        if match := _FAILED.match(line):
             signals.stdout_outcome, signals.stdout_failed_agent = "failed", match["agent"]
+            break
     err = _lines(stderr)
     if err:
         signals.last_stderr_line = _clip(err[-1])
