@@ -188,12 +188,13 @@ def test_timeout_env_bounds_case_and_still_grades(runs_dir: Path, tmp_path: Path
     assert CASE_STARTED in events(result.run_dir)
 
 
-def test_invalid_timeout_is_a_clear_error_before_case_starts(runs_dir: Path, tmp_path: Path,
+def test_invalid_timeout_blocks_before_case_starts(runs_dir: Path, tmp_path: Path,
                                                              case_bin: Callable[..., Path]) -> None:
     env = case_env(tmp_path, case_bin("fix"), CTO_HARNESS_CASE_TIMEOUT_SECONDS="soon")
     result = run_case(runs_dir, env)
     assert result.run_dir is not None and result.report is not None
-    assert outcome(result) == ("error", "harness-error") and result.returncode == 4
+    assert outcome(result) == ("blocked", "provider-unavailable") and result.returncode == 3
     assert any("CTO_HARNESS_CASE_TIMEOUT_SECONDS='soon' is not a positive number" in r
                for r in result.report["reasons"])
+    assert "misconfigured" in (result.run_dir / "backend" / "provider-unavailable.txt").read_text()
     assert CASE_STARTED not in events(result.run_dir)

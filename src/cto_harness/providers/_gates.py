@@ -7,8 +7,8 @@ here answer, before any provider process exists: which admitted bytes would run,
 which explicitly admitted model, for how long, and with which named credentials.
 
 Settings that are present but unusable (a non-numeric timeout, a credential name that
-is not set) raise ``ProviderSettingError``: the run stops before the provider starts
-and the report names the variable.
+is not set) raise ``ProviderSettingError``: the runner blocks the run before the provider
+starts (class ``provider-unavailable``) and the report names the variable.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cto_harness.admission import Resolution, resolve_provider_executable
-from cto_harness.providers._protocol import Blocked, Gate, ModelInfo, RunContext
+from cto_harness.providers._protocol import Blocked, Gate, ModelInfo, ProviderSettingError, RunContext
 
 __all__ = [
     "MODEL_NOT_ADMITTED_FILE",
@@ -39,10 +39,6 @@ MODEL_NOT_ADMITTED_FILE = "provider-model-not-admitted.txt"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BASE_ENV_DEFAULTS = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": "UTC"}
 """The only caller variables a provider child inherits (caller value, else this default)."""
-
-
-class ProviderSettingError(ValueError):
-    """A ``CTO_HARNESS_<P>_*`` setting is present but unusable."""
 
 
 def env_var(provider: str, suffix: str) -> str:

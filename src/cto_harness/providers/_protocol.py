@@ -35,6 +35,10 @@ FailureClass = Literal[
 Lane = Literal["fake", "real", "unadmitted"]
 
 
+class ProviderSettingError(ValueError):
+    """A ``CTO_HARNESS_<P>_*`` setting is present but unusable: the run is blocked, not a bug."""
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """What the operator asked for on the command line (None = not given)."""

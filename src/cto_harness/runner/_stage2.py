@@ -37,7 +37,15 @@ from cto_harness.evidence import (
     utc_now,
 )
 from cto_harness.fixtures import Fixture, FixtureError, copy_repo, load_fixture, resolve_fixture
-from cto_harness.providers import Gate, Invocation, Provider, RunContext, RunOptions, get_provider
+from cto_harness.providers import (
+    Gate,
+    Invocation,
+    Provider,
+    ProviderSettingError,
+    RunContext,
+    RunOptions,
+    get_provider,
+)
 from cto_harness.runner._finalize import RunState, redact_text, write_report
 from cto_harness.runner._grading import Grade, run_grading
 from cto_harness.runner._process import (
@@ -178,10 +186,16 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
     baseline = _prepare_workspace(ctx, state, events)
     if baseline is None:
         return
-    gate = _preflight(provider, ctx, state, events)
-    if gate.blocked is not None:
+    try:
+        gate = _preflight(provider, ctx, state, events)
+        if gate.blocked is not None:
+            return
+        invocation = provider.prepare(ctx, gate)
+    except ProviderSettingError as exc:
+        reason = f"provider misconfigured: {exc}; no provider process was started"
+        atomic_write_text(ctx.backend_dir / "provider-unavailable.txt", reason + "\n")
+        state.decide("blocked", "provider-unavailable", reason)
         return
-    invocation = provider.prepare(ctx, gate)
     state.secrets = [s for s in invocation.secrets if s]
     _record_invocation(ctx, invocation, state)
     if not _digest_still_admitted(invocation, ctx, state, events):
