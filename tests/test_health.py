@@ -13,7 +13,8 @@ from cto_harness._lab import CheckResult, Lab
 from cto_harness._synthetic_case import BEHAVIOURS, synthetic_ca_source
 
 REQUIRED_CHECKS = {"fake_lane_passes", "provider_timeout_fail_closed", "provider_unavailable_fail_closed",
-                   "model_provider_gate_blocks", "agent_protocol_error_classified", "report_always_written"}
+                   "model_provider_gate_blocks", "agent_protocol_error_classified", "report_always_written",
+                   "digest_mismatch_blocks"}
 
 
 def test_health_json_passes_with_the_required_checks(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from cto_harness._lab import (
 )
 from cto_harness.admission import admission_dir
 
-__all__ = ["SCENARIOS", "validate_case"]
+__all__ = ["SCENARIOS", "tampered_digest", "validate_case"]
 
 STARTED = "case_process_started"
 
@@ -58,7 +58,7 @@ def _unadmitted_binary(lab: Lab) -> CheckResult:
     return observe(result, _blocked("provider-not-admitted", "provider-not-admitted.txt"))
 
 
-def _tampered_digest(lab: Lab) -> CheckResult:
+def tampered_digest(lab: Lab) -> CheckResult:
     """Admit into a separate store, flip one byte of the stored copy, resolve from the store."""
     home = lab.workdir / "tamper-home"
     source = lab.bin_dir / "tamper" / "ca"
@@ -100,7 +100,7 @@ SCENARIOS: dict[str, LabCheck] = {
     "no_final_line_is_protocol_error": _behaviour("no-final-line", _started("fail", "agent-protocol-error")),
     "missing_binary_blocks": _missing_binary,
     "unadmitted_binary_blocks": _unadmitted_binary,
-    "tampered_digest_blocks": _tampered_digest,
+    "tampered_digest_blocks": tampered_digest,
     "model_missing_blocks": _model("case-model-missing", None),
     "model_off_allowlist_blocks": _model("case-model-unlisted", UNLISTED_MODEL),
 }

@@ -119,3 +119,11 @@ def report_always_written(lab: Lab) -> CheckResult:
         "harness_bug": observe(bug, Expectation("error", "harness-error", evidence_file="harness-error.txt")),
         "all_runs": lab.every_run_dir_has_a_verified_report(),
     })
+
+
+@health_check("digest_mismatch_blocks")
+def digest_mismatch_blocks(lab: Lab) -> CheckResult:
+    """One changed byte in the admitted ``ca`` blocks the run before any Case process exists."""
+    from cto_harness._validate_case import tampered_digest
+
+    return tampered_digest(lab)
