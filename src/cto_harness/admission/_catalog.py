@@ -106,6 +106,10 @@ class CatalogEntry(BaseModel):
     build_timeout_s: float = Field(default=1800.0, gt=0)
     bun_version: str | None = None
     known_digests: list[KnownDigest] = Field(default_factory=list)
+    adapter: str | None = None
+    """Adapter that speaks this executable's protocol when it has none of its own
+    (``"command"``): then ``cto-harness run --provider <name>`` runs it, configured by
+    ``CTO_HARNESS_<NAME>_*`` like any real provider."""
     origin: str = "builtin"
     """Where the entry came from: ``builtin``, ``config:<path>`` or ``builtin+config:<path>``."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from cto_harness.providers._protocol import (
     Blocked,
@@ -19,6 +20,9 @@ from cto_harness.providers._protocol import (
     RunOptions,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from cto_harness._config import HarnessConfig
 
 _REGISTRY: dict[str, str] = {
     "fake": "cto_harness.providers.fake:FakeProvider",
@@ -58,10 +62,17 @@ def provider_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_provider(name: str) -> Provider:
-    """Instantiate the provider registered under ``name`` (or a ``module:Class`` path)."""
+def get_provider(name: str, config: HarnessConfig | None = None) -> Provider:
+    """Instantiate the provider registered under ``name`` (or a ``module:Class`` path).
+
+    A provider catalog entry that declares ``adapter = "command"`` (for example one an
+    operator added in cto-harness.toml) runs through the command adapter under its own name.
+    """
     target = _REGISTRY.get(name) or (name if ":" in name else None)
     if target is None:
+        adapted = _catalog_adapter(name, config)
+        if adapted is not None:
+            return adapted
         raise UnknownProviderError(
             f"unknown provider {name!r}; valid providers: {', '.join(provider_names())}"
         )
@@ -69,3 +80,17 @@ def get_provider(name: str) -> Provider:
     cls = getattr(importlib.import_module(module_name), class_name)
     provider: Provider = cls()
     return provider
+
+
+def _catalog_adapter(name: str, config: HarnessConfig | None) -> Provider | None:
+    from cto_harness.admission import AdmissionError, load_catalog
+
+    try:
+        entry = load_catalog(config).get(name)
+    except AdmissionError as exc:
+        raise UnknownProviderError(f"unknown provider {name!r} (provider catalog unusable: {exc})") from exc
+    if entry is None or entry.adapter != "command":
+        return None
+    from cto_harness.providers.command import CommandProvider
+
+    return CommandProvider(name)

@@ -42,13 +42,13 @@ class CommandConfig(BaseModel):
     """Provider timeout when neither --timeout nor CTO_HARNESS_COMMAND_TIMEOUT_SECONDS is set."""
 
 
-def render_args(template: str, values: dict[str, str]) -> list[str]:
+def render_args(template: str, values: dict[str, str], *, provider: str = NAME) -> list[str]:
     """Split ``template`` and fill its placeholders.
 
     Raises:
         ProviderSettingError: unknown placeholder or unbalanced quotes.
     """
-    var = env_var(NAME, "ARGS")
+    var = env_var(provider, "ARGS")
     try:
         parts = shlex.split(template)
     except ValueError as exc:
@@ -65,15 +65,18 @@ def render_args(template: str, values: dict[str, str]) -> list[str]:
 
 
 class CommandProvider:
-    name = NAME
+    """Also runs catalog entries declaring ``adapter = "command"`` under their own name."""
+
+    def __init__(self, name: str = NAME) -> None:
+        self.name = name
 
     def preflight(self, ctx: RunContext) -> Gate:
-        return client_preflight(ctx, NAME)
+        return client_preflight(ctx, self.name)
 
     def prepare(self, ctx: RunContext, gate: Gate) -> Invocation:
         assert gate.provider.executable
         _, prompt_file = write_prompt(ctx)
-        url = base_url(ctx, NAME) or ""
+        url = base_url(ctx, self.name) or ""
         task = {"fixture_id": ctx.fixture.id, "title": ctx.fixture.title, "instructions": ctx.fixture.instructions,
                 "workspace": str(ctx.workspace), "prompt_file": str(prompt_file),
                 "model_provider": gate.model.provider, "model": gate.model.model, "base_url": url or None}
@@ -81,14 +84,15 @@ class CommandProvider:
         task_file.write_text(json.dumps(task, indent=2) + "\n", encoding="utf-8")
         values = {"workspace": str(ctx.workspace), "prompt_file": str(prompt_file), "task_file": str(task_file),
                   "model_provider": gate.model.provider or "", "model": gate.model.model or "", "base_url": url}
-        args = render_args(setting(ctx, NAME, "ARGS") or CommandConfig().args, values)
-        creds = credentials(ctx, NAME, (), reserved=frozenset())
+        args = render_args(setting(ctx, self.name, "ARGS") or CommandConfig().args, values,
+                           provider=self.name)
+        creds = credentials(ctx, self.name, (), reserved=frozenset())
         extra = {"CTO_HARNESS_TASK_FILE": str(task_file), "CTO_HARNESS_PROMPT_FILE": str(prompt_file)}
         return Invocation(
             argv=[gate.provider.executable, *args],
             cwd=ctx.workspace,
             env=child_env(ctx, home=isolated_dir(ctx, "home"), extra=extra, credentials=creds.passed),
-            timeout_s=provider_timeout(ctx, NAME, CommandConfig().timeout_s),
+            timeout_s=provider_timeout(ctx, self.name, CommandConfig().timeout_s),
             expected_sha256=gate.provider.sha256,
             secrets=creds.secrets,
         )

@@ -89,9 +89,9 @@ def run_stage2(request: RunRequest) -> RunResult:
         UnknownProviderError, UnknownFixtureError, ConfigError: usage errors, raised
             before any run directory exists.
     """
-    provider = get_provider(request.provider)
-    fixture_path = resolve_fixture(request.fixture)
     config = load_config(request.environ)
+    provider = get_provider(request.provider, config)
+    fixture_path = resolve_fixture(request.fixture)
     runs_dir = request.runs_dir.resolve()
     recovered = recover_runs(runs_dir) if request.recover else []
 
