@@ -35,3 +35,7 @@ def install_command(name: str, force: bool, as_json: bool) -> None:
     click.echo(f"{record.name} {record.version}: {record.package} ({record.kind}, integrity {record.integrity})")
     click.echo(f"executable: {record.executable}")
     click.echo(f"admitted:   sha256 {record.sha256} -> {record.admitted_path}")
+
+
+if __name__ == "__main__":  # `python -m cto_harness.cli_install NAME` (CI, before the CLI registers it)
+    install_command()

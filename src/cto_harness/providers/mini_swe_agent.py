@@ -65,6 +65,7 @@ class MiniSweAgentProvider:
             "MSWEA_GLOBAL_CONFIG_DIR": str(config_dir),
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "LITELLM_TELEMETRY": "False",
+            "MSWEA_MODEL_RETRY_STOP_AFTER_ATTEMPT": "1",
             "PYTHONPYCACHEPREFIX": str(ctx.backend_dir / "pycache"),
             "NO_COLOR": "1",
             "TERM": "dumb",

@@ -35,6 +35,7 @@ NAME = "pi"
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "PI_API_KEY")
 API_KEY_ENV = "CTO_HARNESS_PI_ENDPOINT_KEY"
 APIS = ("openai-completions", "openai-responses", "anthropic-messages")
+SETTINGS = {"retry": {"enabled": False, "maxRetries": 0}}
 
 
 class PiConfig(BaseModel):
@@ -57,6 +58,8 @@ class PiProvider:
         prompt, _ = write_prompt(ctx)
         agent_dir = isolated_dir(ctx, "pi-agent")
         creds = credentials(ctx, NAME, KEY_VARS, reserved=frozenset({API_KEY_ENV}))
+        # pi retries a failed model call with backoff (3 tries, ~14 s); the harness wants a fast failure.
+        (agent_dir / "settings.json").write_text(json.dumps(SETTINGS, indent=2) + "\n", encoding="utf-8")
         extra = {"PI_CODING_AGENT_DIR": str(agent_dir), "PI_OFFLINE": "1", "PI_SKIP_VERSION_CHECK": "1",
                  "NO_COLOR": "1", "TERM": "dumb"}
         url = base_url(ctx, NAME)
@@ -101,6 +104,10 @@ class PiProvider:
         stop = last.get("stopReason")
         summary = {"stop_reason": stop, "error": last.get("errorMessage"), "assistant_messages": len(assistant),
                    "final_text": _text(last)[:2000]}
+        if stop == "error":
+            # pi exits 0 when the model endpoint fails; the run itself failed, not the agent's judgement.
+            return Outcome("provider-crashed", (f"pi: the model call failed: {last.get('errorMessage') or 'error'}",),
+                           agent_result=summary, usage=usage)
         if stop != "stop":
             detail = last.get("errorMessage") or f"stopReason {stop!r}"
             return Outcome("agent-reported-failure", (f"pi: the session did not end cleanly: {detail}",),
