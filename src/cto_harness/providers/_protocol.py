@@ -13,25 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from cto_harness.evidence._report import FailureClassName
+
 if TYPE_CHECKING:
     from cto_harness._config import HarnessConfig
     from cto_harness.fixtures import Fixture
     from cto_harness.runner._process import ProcessResult
 
-FailureClass = Literal[
-    "provider-unavailable",
-    "provider-not-admitted",
-    "provider-digest-mismatch",
-    "model-not-admitted",
-    "provider-timeout",
-    "provider-crashed",
-    "agent-protocol-error",
-    "agent-reported-failure",
-    "no-changes",
-    "tests-failed",
-    "fixture-invalid",
-    "harness-error",
-]
+FailureClass = FailureClassName
 Lane = Literal["fake", "real", "unadmitted"]
 
 
