@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from cto_harness import admission
 from cto_harness._config import ConfigError, harness_home, load_config
+from cto_harness.cli_install import install_command
 
 
 def _home() -> Path:
@@ -235,3 +236,6 @@ def revoke_cmd(name: str, sha256: str | None, reason: str | None, as_json: bool)
     with _refusals():
         records = admission.revoke(_home(), name, sha256=sha256, reason=reason)
     _emit(records, as_json, lambda: "\n".join(f"revoked {r.name} {r.sha256}" for r in records))
+
+
+provider_group.add_command(install_command)

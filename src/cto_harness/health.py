@@ -127,3 +127,14 @@ def digest_mismatch_blocks(lab: Lab) -> CheckResult:
     from cto_harness._validate_case import tampered_digest
 
     return tampered_digest(lab)
+
+
+def _register_real_clients() -> None:
+    """``real_client_<name>``: certify each installed real client on r1 (skipped when absent)."""
+    from cto_harness.certify import real_client_checks
+
+    for name, check in real_client_checks().items():
+        health_check(name)(check)
+
+
+_register_real_clients()

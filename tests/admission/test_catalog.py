@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,21 @@ def test_invalid_operator_entries_are_clear_errors(tmp_path: Path, toml: str, ne
         _catalog_from(tmp_path, toml)
     assert needle in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_registry_pins_are_integrity_digests_not_commits() -> None:
+    import base64
+
+    from cto_harness.admission._catalog import registry_digest
+    from cto_harness.admission._store import provenance_statement
+
+    raw = bytes(range(64))
+    sri = "sha512-" + base64.b64encode(raw).decode()
+    assert registry_digest(sri) == {"sha512": raw.hex()}
+    assert registry_digest("sha256:" + "ab" * 32) == {"sha256": "ab" * 32}
+    with pytest.raises(ValueError):
+        registry_digest("main")
+    statement = provenance_statement(subject_name="claude", digest="0" * 64, source_url="npm:pkg@1.0.0",
+                                     pin=sri, build=None, admitted=datetime.now(UTC), pin_kind="registry")
+    dependency = statement["predicate"]["buildDefinition"]["resolvedDependencies"][0]
+    assert dependency["digest"] == {"sha512": raw.hex()} and "gitCommit" not in dependency["digest"]

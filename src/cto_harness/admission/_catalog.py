@@ -14,9 +14,9 @@ import re
 import tomllib
 from importlib import resources
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cto_harness._config import HarnessConfig
 from cto_harness.admission._errors import CatalogError, PinError
@@ -99,6 +99,10 @@ class CatalogEntry(BaseModel):
     description: str = ""
     source_url: str = Field(min_length=1)
     pin: str
+    pin_kind: Literal["git", "registry"] = "git"
+    """``git``: a full 40-hex commit. ``registry``: a package registry's integrity for a
+    pinned release (npm ``sha512-<base64>``, PyPI ``sha256:<hex>``), for clients installed
+    from a registry rather than built from source."""
     toolchain: list[ToolRequirement] = Field(default_factory=list)
     build_command: list[str] = Field(min_length=1)
     artifact: str
@@ -120,13 +124,18 @@ class CatalogEntry(BaseModel):
             raise ValueError("name must be lowercase letters, digits, '.', '_' or '-'")
         return v
 
-    @field_validator("pin")
-    @classmethod
-    def _pin(cls, v: str) -> str:
+    @model_validator(mode="after")
+    def _pin(self) -> CatalogEntry:
+        if self.pin_kind == "registry":
+            registry_digest(self.pin)
+            return self
         try:
-            return validate_pin(v)
+            pin = validate_pin(self.pin)
         except PinError as exc:
             raise ValueError(str(exc)) from exc
+        if pin != self.pin:
+            object.__setattr__(self, "pin", pin)
+        return self
 
     @field_validator("artifact")
     @classmethod
@@ -199,3 +208,24 @@ def catalog_entry(name: str, catalog: dict[str, CatalogEntry]) -> CatalogEntry:
             f"no catalog entry named {name!r} (known: {known}); add [catalog.{name}] to "
             "cto-harness.toml"
         ) from None
+
+
+def registry_digest(integrity: str) -> dict[str, str]:
+    """A registry integrity as an in-toto digest set: ``sha512-<b64>`` / ``sha256:<hex>``.
+
+    Raises:
+        ValueError: not a recognised integrity string.
+    """
+    import base64
+    import binascii
+
+    algorithm, sep, value = integrity.partition("-")
+    if sep and algorithm in ("sha256", "sha384", "sha512"):
+        try:
+            return {algorithm: base64.b64decode(value, validate=True).hex()}
+        except binascii.Error as exc:
+            raise ValueError(f"registry pin {integrity!r}: bad base64 digest") from exc
+    algorithm, sep, value = integrity.partition(":")
+    if sep and algorithm in ("sha256", "sha512") and re.fullmatch(r"[0-9a-f]{64,128}", value):
+        return {algorithm: value}
+    raise ValueError(f"registry pin {integrity!r} is not an integrity like sha512-<base64> or sha256:<hex>")

@@ -21,7 +21,7 @@ from typing import Any
 
 from cto_harness.admission._atomic import write_json
 from cto_harness.admission._build import latest_good_build, list_builds
-from cto_harness.admission._catalog import CatalogEntry
+from cto_harness.admission._catalog import CatalogEntry, registry_digest
 from cto_harness.admission._errors import AdmitError, StoreError
 from cto_harness.admission._git import redact_url
 from cto_harness.admission._identify import identify
@@ -88,10 +88,17 @@ def active_admissions(home: Path, name: str) -> list[AdmissionRecord]:
 
 def provenance_statement(
     *, subject_name: str, digest: str, source_url: str, pin: str,
-    build: BuildRecord | None, admitted: datetime,
+    build: BuildRecord | None, admitted: datetime, pin_kind: str = "git",
 ) -> dict[str, Any]:
-    """An in-toto Statement v1 with a SLSA v1 provenance predicate for the binary."""
-    dependency = {"uri": f"git+{source_url}@{pin}", "digest": {"gitCommit": pin}}
+    """An in-toto Statement v1 with a SLSA v1 provenance predicate for the binary.
+
+    The resolved dependency is the source at its commit (``gitCommit``), or for a
+    registry client the package archive named by its registry integrity digest.
+    """
+    if pin_kind == "registry":
+        dependency: dict[str, Any] = {"uri": source_url, "digest": registry_digest(pin)}
+    else:
+        dependency = {"uri": f"git+{source_url}@{pin}", "digest": {"gitCommit": pin}}
     if build is not None:
         definition: dict[str, Any] = {
             "buildType": BUILD_TYPE,
@@ -241,7 +248,7 @@ def admit(
         )
         statement = provenance_statement(subject_name=file_name, digest=digest,
                                          source_url=source_url, pin=pin, build=build,
-                                         admitted=admitted)
+                                         admitted=admitted, pin_kind=entry.pin_kind)
         write_json(staging / "provenance.intoto.json", statement, mode=RO_RECORD)
         write_json(staging / "admission.json", record, mode=RO_RECORD)
         os.chmod(staging, RO_DIR)

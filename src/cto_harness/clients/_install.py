@@ -139,14 +139,14 @@ def _admit(spec: ClientSpec, record: InstallRecord, home: Path, environ: Mapping
 def catalog_entry_for(spec: ClientSpec, file_name: str, integrity: str) -> CatalogEntry:
     """An admission catalog entry for a registry client.
 
-    The admission catalog validates ``pin`` as a git commit; a registry client's pin is
-    the registry integrity instead, so the entry is constructed without that validation.
+    Its pin is the registry integrity of the pinned release (``pin_kind = "registry"``).
     """
-    return CatalogEntry.model_construct(
+    return CatalogEntry(
         name=spec.name,
         description=spec.description,
         source_url=spec.source_url,
         pin=integrity,
+        pin_kind="registry",
         toolchain=[],
         build_command=["cto-harness", "provider", "install", spec.name],
         artifact=file_name,
