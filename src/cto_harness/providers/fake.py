@@ -21,6 +21,7 @@ from cto_harness.providers._protocol import (
     ModelInfo,
     Outcome,
     ProviderInfo,
+    ProviderSettingError,
     RunContext,
 )
 from cto_harness.runner._process import ProcessResult
@@ -62,7 +63,7 @@ class FakeProvider:
     def prepare(self, ctx: RunContext, gate: Gate) -> Invocation:
         scenario = ctx.options.scenario or "fix"
         if scenario not in SCENARIOS:
-            raise ValueError(f"unknown fake scenario {scenario!r}; valid: {', '.join(SCENARIOS)}")
+            raise ProviderSettingError(f"unknown fake scenario {scenario!r}; valid: {', '.join(SCENARIOS)}")
         data_dir = ctx.backend_dir / "fake"
         data_dir.mkdir(parents=True, exist_ok=True)
         solution = data_dir / "solution.patch"

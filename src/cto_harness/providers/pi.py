@@ -27,7 +27,7 @@ from cto_harness.providers._client_common import (
     tail_text,
     write_prompt,
 )
-from cto_harness.providers._gates import child_env, provider_timeout, setting
+from cto_harness.providers._gates import ProviderSettingError, child_env, provider_timeout, setting
 from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext, Usage
 from cto_harness.runner._process import ProcessResult
 
@@ -66,7 +66,7 @@ class PiProvider:
         if url is not None:
             api = setting(ctx, NAME, "API") or PiConfig().api
             if api not in APIS:
-                raise ValueError(f"CTO_HARNESS_PI_API={api!r}; valid: {', '.join(APIS)}")
+                raise ProviderSettingError(f"CTO_HARNESS_PI_API={api!r}; valid: {', '.join(APIS)}")
             provider: dict[str, Any] = {
                 "baseUrl": url,
                 "api": api,
