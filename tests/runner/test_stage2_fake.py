@@ -24,6 +24,7 @@ EXPECTED = {
     "edit-tests": ("fail", "tests-failed", 1),
     "huge-output": ("pass", None, 0),
     "binary-output": ("pass", None, 0),
+    "fork-and-exit": ("pass", None, 0),
 }
 
 
@@ -64,6 +65,29 @@ def test_timeout_writes_evidence_and_still_grades(runs_dir: Path, tmp_path: Path
     assert len(result.report["backend"]["killed_pids"]) >= 3  # agent + two grandchildren
     assert result.report["tests"]["ran"] is True
     assert result.report["backend"]["timed_out"] is True
+
+
+def test_a_daemon_left_behind_is_killed_and_recorded(runs_dir: Path, tmp_path: Path) -> None:
+    result = run_cli("run", "--scenario", "fork-and-exit", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+    assert result.report and result.report["backend"]["leftover_pids"]
+    assert any("left 1 process" in r for r in result.report["reasons"])
+    assert not tagged_processes(result.report["run_id"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_to_harness_kills_the_provider_and_writes_a_report(sig: signal.Signals, runs_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "cto_harness", "run", "--scenario", "hang-with-children",
+                             "--runs-dir", str(runs_dir), "--timeout", "60"],
+                            env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = _wait_for_process_start(runs_dir)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 4
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["backend"]["interrupted"] == sig.name
+    assert len(report["backend"]["killed_pids"]) >= 3
+    assert not tagged_processes(run_dir.name)
 
 
 def test_edit_tests_lists_tampered_files(runs_dir: Path, tmp_path: Path) -> None:

@@ -115,6 +115,15 @@ def scenario_binary_output(task: dict[str, object]) -> int:
     return 0
 
 
+def scenario_fork_and_exit(task: dict[str, object]) -> int:
+    apply_solution(str(task["solution_patch"]))
+    daemon = subprocess.Popen([sys.executable, "-c", HANG_CHILD], start_new_session=True,
+                              stdin=subprocess.DEVNULL)
+    say(f"fake agent: left a daemon behind (pid {daemon.pid}) and exited")
+    say(result_block("completed", "applied the reference solution"))
+    return 0
+
+
 SCENARIOS = {
     "fix": scenario_fix,
     "noop": scenario_noop,
@@ -125,6 +134,7 @@ SCENARIOS = {
     "huge-output": scenario_huge_output,
     "edit-tests": scenario_edit_tests,
     "binary-output": scenario_binary_output,
+    "fork-and-exit": scenario_fork_and_exit,
 }
 
 

@@ -37,6 +37,7 @@ SCENARIOS = (
     "huge-output",
     "edit-tests",
     "binary-output",
+    "fork-and-exit",
 )
 
 

@@ -422,6 +422,9 @@ def _decide(result: ProcessResult, protocol_failure: str | None, protocol_reason
         state.decide("fail", "tests-failed", f"fixture tests failed ({why})")
     else:
         state.decide("pass", None, "provider completed, patch non-empty, fixture tests pass")
+    if result.leftover_pids:
+        state.reasons.append(f"the provider left {len(result.leftover_pids)} process(es) running after it exited; "
+                             f"the harness killed them: {list(result.leftover_pids)}")
     if state.verdict != "pass" and state.tests.ran:
         state.reasons.append(f"fixture tests {'passed' if state.tests.passed else 'failed'} "
                              "on the state the provider left")
