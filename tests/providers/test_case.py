@@ -16,7 +16,9 @@ from cto_harness._synthetic_case import ENV_DUMP, write_synthetic_ca
 CASE_STARTED = "case_process_started"
 MODEL = ("openai", "synthetic-model")
 SECRET = "sk-synthetic-credential-0123456789abcdef"
-ALLOWED_ENV = {"PATH", "LANG", "TZ", "HOME", "CASE_DATA_DIR", "PI_CODING_AGENT_DIR", "CTO_HARNESS_RUN_TAG"}
+ALLOWED_ENV = {"PATH", "LANG", "TZ", "HOME", "CASE_DATA_DIR", "PI_CODING_AGENT_DIR", "CTO_HARNESS_RUN_TAG",
+               "TMPDIR"}
+"""TMPDIR is set by the harness when the provider runs in the bubblewrap sandbox (backend/tmp)."""
 
 
 @pytest.fixture

@@ -79,6 +79,8 @@ class BackendBlock(_Strict):
     duration_s: float | None = None
     interrupted: str | None = None
     """Signal that interrupted the harness during the run (e.g. "SIGTERM")."""
+    sandbox: str | None = None
+    """"bwrap" (filesystem read-only but workspace/, task/, backend/) or "none"."""
     stdout: StreamInfo | None = None
     stderr: StreamInfo | None = None
     killed_pids: list[int] = Field(default_factory=list)

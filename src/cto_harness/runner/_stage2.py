@@ -56,6 +56,7 @@ from cto_harness.runner._process import (
     run_bounded,
 )
 from cto_harness.runner._recover import recover_runs
+from cto_harness.runner._sandbox import Sandbox, SandboxUnavailableError, choose_sandbox, wrap
 from cto_harness.runner._workspace import compute_changes, init_baseline
 
 DEFAULT_MAX_OUTPUT_BYTES = 10 * 1024 * 1024
@@ -198,9 +199,16 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
         return
     state.secrets = [s for s in invocation.secrets if s]
     _record_invocation(ctx, invocation, state)
+    try:
+        sandbox = choose_sandbox(request.environ)
+    except SandboxUnavailableError as exc:
+        reason = f"{exc}; no provider process was started"
+        atomic_write_text(ctx.backend_dir / "provider-unavailable.txt", reason + "\n")
+        state.decide("blocked", "provider-unavailable", reason)
+        return
     if not _digest_still_admitted(invocation, ctx, state, events):
         return
-    result = _execute(invocation, ctx, state, events, request.max_output_bytes)
+    result = _execute(invocation, ctx, state, events, request.max_output_bytes, sandbox)
     if result is None:
         return
     if result.interrupted:
@@ -298,20 +306,26 @@ def replace_provider(block: ProviderBlock, **changes: object) -> ProviderBlock:
 
 
 def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: EventLog,
-             max_output_bytes: int) -> ProcessResult | None:
+             max_output_bytes: int, sandbox: Sandbox) -> ProcessResult | None:
     argv = [redact_text(a, state.secrets) for a in invocation.argv]
-    state.backend = BackendBlock(timeout_s=invocation.timeout_s, argv=argv)
+    state.backend = BackendBlock(timeout_s=invocation.timeout_s, argv=argv, sandbox=sandbox.kind)
+    env = dict(invocation.env)
+    if sandbox.kind != "none":
+        tmp = ctx.backend_dir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env.setdefault("TMPDIR", str(tmp))
 
     def started(pid: int) -> None:
         state.backend = state.backend.model_copy(update={"process_started": True, "pid": pid})
         events.emit(invocation.process_event, pid=pid, argv=argv, cwd=str(invocation.cwd),
-                    timeout_s=invocation.timeout_s, tag=state.run_id, create_time=_create_time(pid))
+                    timeout_s=invocation.timeout_s, tag=state.run_id, create_time=_create_time(pid),
+                    sandbox=sandbox.kind)
 
     try:
         result = run_bounded(
-            list(invocation.argv),
+            wrap(invocation.argv, sandbox, writable=[ctx.workspace, ctx.task_dir, ctx.backend_dir]),
             cwd=invocation.cwd,
-            env=invocation.env,
+            env=env,
             timeout_s=invocation.timeout_s,
             stdout_path=ctx.backend_dir / "stdout.txt",
             stderr_path=ctx.backend_dir / "stderr.txt",
