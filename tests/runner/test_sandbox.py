@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import cli_env, run_cli
 
 ESCAPE = textwrap.dedent(
