@@ -23,7 +23,7 @@ status=0
 for name in $clients; do
   echo "== $name" >&2
   start=$(date +%s)
-  if python -m cto_harness.cli_install "$name"; then
+  if python -m cto_harness provider install "$name"; then
     echo "== $name ok ($(( $(date +%s) - start )) s)" >&2
   else
     echo "== $name FAILED" >&2
