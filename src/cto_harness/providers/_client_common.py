@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from cto_harness.clients import load_clients, verify_launcher
 from cto_harness.providers._gates import (
+    child_env,
     pass_through_credentials,
     preflight_gate,
+    provider_timeout,
     setting,
 )
-from cto_harness.providers._protocol import Blocked, Gate, RunContext
+from cto_harness.providers._protocol import Blocked, Gate, Invocation, RunContext
 
 DEFAULT_TIMEOUT_S = 900.0
 PLACEHOLDER_API_KEY = "sk-cto-harness-loopback-placeholder"
@@ -149,3 +151,16 @@ def tail_text(path: Path, limit: int = 600) -> str:
 
 def truthy(mapping: Mapping[str, Any], key: str) -> bool:
     return bool(mapping.get(key))
+
+
+def client_invocation(ctx: RunContext, name: str, gate: Gate, argv: Sequence[str], *, extra: Mapping[str, str],
+                      creds: Credentials, default_timeout_s: float, home: Path | None = None) -> Invocation:
+    """The invocation every client shares: workspace cwd, allowlisted env, admitted digest re-checked."""
+    return Invocation(
+        argv=argv,
+        cwd=ctx.workspace,
+        env=child_env(ctx, home=home or isolated_dir(ctx, "home"), extra=extra, credentials=creds.passed),
+        timeout_s=provider_timeout(ctx, name, default_timeout_s),
+        expected_sha256=gate.provider.sha256,
+        secrets=creds.secrets,
+    )

@@ -20,6 +20,7 @@ from cto_harness.providers._client_common import (
     as_float,
     as_int,
     base_url,
+    client_invocation,
     client_preflight,
     credentials,
     isolated_dir,
@@ -28,7 +29,6 @@ from cto_harness.providers._client_common import (
     tail_text,
     write_prompt,
 )
-from cto_harness.providers._gates import child_env, provider_timeout
 from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext, Usage
 from cto_harness.runner._process import ProcessResult
 
@@ -76,14 +76,8 @@ class ClaudeCodeProvider:
         argv = [gate.provider.executable, "-p", prompt, "--output-format", "stream-json", "--verbose", "--bare",
                 "--model", gate.model.model, "--permission-mode", "acceptEdits",
                 f"--allowedTools={config.allowed_tools}", "--no-session-persistence"]
-        return Invocation(
-            argv=argv,
-            cwd=ctx.workspace,
-            env=child_env(ctx, home=home, extra=extra, credentials=creds.passed),
-            timeout_s=provider_timeout(ctx, NAME, config.timeout_s),
-            expected_sha256=gate.provider.sha256,
-            secrets=creds.secrets,
-        )
+        return client_invocation(ctx, NAME, gate, argv, extra=extra, creds=creds,
+                                 default_timeout_s=config.timeout_s, home=home)
 
     def interpret(self, ctx: RunContext, invocation: Invocation, result: ProcessResult) -> Outcome:
         keep_model_server_log(ctx)

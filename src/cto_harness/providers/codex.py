@@ -23,6 +23,7 @@ from cto_harness.providers._client_common import (
     DEFAULT_TIMEOUT_S,
     add,
     base_url,
+    client_invocation,
     client_preflight,
     credentials,
     isolated_dir,
@@ -31,7 +32,6 @@ from cto_harness.providers._client_common import (
     tail_text,
     write_prompt,
 )
-from cto_harness.providers._gates import child_env, provider_timeout
 from cto_harness.providers._protocol import FailureClass, Gate, Invocation, Outcome, RunContext, Usage
 from cto_harness.runner._process import ProcessResult
 
@@ -108,14 +108,8 @@ class CodexProvider:
         argv = [gate.provider.executable, "exec", "--json", "--skip-git-repo-check", "--disable", "plugins",
                 "--disable", "unbounded_connection_retries", "--dangerously-bypass-approvals-and-sandbox",
                 "-C", str(ctx.workspace), prompt]
-        return Invocation(
-            argv=argv,
-            cwd=ctx.workspace,
-            env=child_env(ctx, home=isolated_dir(ctx, "home"), extra=extra, credentials=creds.passed),
-            timeout_s=provider_timeout(ctx, NAME, CodexConfig().timeout_s),
-            expected_sha256=gate.provider.sha256,
-            secrets=creds.secrets,
-        )
+        return client_invocation(ctx, NAME, gate, argv, extra=extra, creds=creds,
+                                 default_timeout_s=CodexConfig().timeout_s)
 
     def interpret(self, ctx: RunContext, invocation: Invocation, result: ProcessResult) -> Outcome:
         keep_model_server_log(ctx)

@@ -19,13 +19,13 @@ from pydantic import BaseModel
 from cto_harness.providers._client_common import (
     DEFAULT_TIMEOUT_S,
     base_url,
+    client_invocation,
     client_preflight,
     credentials,
-    isolated_dir,
     keep_model_server_log,
     write_prompt,
 )
-from cto_harness.providers._gates import ProviderSettingError, child_env, env_var, provider_timeout, setting
+from cto_harness.providers._gates import ProviderSettingError, env_var, setting
 from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext
 from cto_harness.runner._process import ProcessResult
 
@@ -88,14 +88,8 @@ class CommandProvider:
                            provider=self.name)
         creds = credentials(ctx, self.name, (), reserved=frozenset())
         extra = {"CTO_HARNESS_TASK_FILE": str(task_file), "CTO_HARNESS_PROMPT_FILE": str(prompt_file)}
-        return Invocation(
-            argv=[gate.provider.executable, *args],
-            cwd=ctx.workspace,
-            env=child_env(ctx, home=isolated_dir(ctx, "home"), extra=extra, credentials=creds.passed),
-            timeout_s=provider_timeout(ctx, self.name, CommandConfig().timeout_s),
-            expected_sha256=gate.provider.sha256,
-            secrets=creds.secrets,
-        )
+        return client_invocation(ctx, self.name, gate, [gate.provider.executable, *args], extra=extra, creds=creds,
+                                 default_timeout_s=CommandConfig().timeout_s)
 
     def interpret(self, ctx: RunContext, invocation: Invocation, result: ProcessResult) -> Outcome:
         keep_model_server_log(ctx)

@@ -22,6 +22,7 @@ from cto_harness.providers._client_common import (
     as_float,
     as_int,
     base_url,
+    client_invocation,
     client_preflight,
     credentials,
     isolated_dir,
@@ -29,7 +30,6 @@ from cto_harness.providers._client_common import (
     tail_text,
     write_prompt,
 )
-from cto_harness.providers._gates import child_env, provider_timeout
 from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext, Usage
 from cto_harness.runner._process import ProcessResult
 
@@ -80,14 +80,8 @@ class MiniSweAgentProvider:
         argv = [gate.provider.executable, "-y", "--exit-immediately", "-m", model,
                 "-c", MiniSweAgentConfig().config_file, *overrides,
                 "-o", str(ctx.backend_dir / TRAJECTORY), "-t", prompt]
-        return Invocation(
-            argv=argv,
-            cwd=ctx.workspace,
-            env=child_env(ctx, home=isolated_dir(ctx, "home"), extra=extra, credentials=creds.passed),
-            timeout_s=provider_timeout(ctx, NAME, MiniSweAgentConfig().timeout_s),
-            expected_sha256=gate.provider.sha256,
-            secrets=creds.secrets,
-        )
+        return client_invocation(ctx, NAME, gate, argv, extra=extra, creds=creds,
+                                 default_timeout_s=MiniSweAgentConfig().timeout_s)
 
     def interpret(self, ctx: RunContext, invocation: Invocation, result: ProcessResult) -> Outcome:
         keep_model_server_log(ctx)

@@ -19,6 +19,7 @@ from cto_harness.providers._client_common import (
     add,
     as_float,
     base_url,
+    client_invocation,
     client_preflight,
     credentials,
     isolated_dir,
@@ -27,7 +28,7 @@ from cto_harness.providers._client_common import (
     tail_text,
     write_prompt,
 )
-from cto_harness.providers._gates import ProviderSettingError, child_env, provider_timeout, setting
+from cto_harness.providers._gates import ProviderSettingError, setting
 from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext, Usage
 from cto_harness.runner._process import ProcessResult
 
@@ -79,14 +80,8 @@ class PiProvider:
             extra[API_KEY_ENV] = creds.api_key or ""
         argv = [gate.provider.executable, "-p", "--mode", "json", "--provider", gate.model.provider,
                 "--model", gate.model.model, "--no-session", prompt]
-        return Invocation(
-            argv=argv,
-            cwd=ctx.workspace,
-            env=child_env(ctx, home=isolated_dir(ctx, "home"), extra=extra, credentials=creds.passed),
-            timeout_s=provider_timeout(ctx, NAME, PiConfig().timeout_s),
-            expected_sha256=gate.provider.sha256,
-            secrets=creds.secrets,
-        )
+        return client_invocation(ctx, NAME, gate, argv, extra=extra, creds=creds,
+                                 default_timeout_s=PiConfig().timeout_s)
 
     def interpret(self, ctx: RunContext, invocation: Invocation, result: ProcessResult) -> Outcome:
         keep_model_server_log(ctx)
