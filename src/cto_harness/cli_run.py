@@ -60,7 +60,7 @@ def run_command(provider: str, scenario: str | None, fixture: str, runs_dir: str
     from cto_harness.providers import RunOptions, UnknownProviderError
     from cto_harness.providers.fake import SCENARIOS
     from cto_harness.runner import RunRequest, run_stage2
-    from cto_harness.runner._process import enable_subreaper, install_signal_handlers
+    from cto_harness.runner._process import HarnessInterrupted, enable_subreaper, install_signal_handlers
 
     if scenario is not None and provider == "fake" and scenario not in SCENARIOS:
         raise click.BadParameter(f"{scenario!r}; valid: {', '.join(SCENARIOS)}", param_hint="--scenario")
@@ -80,6 +80,10 @@ def run_command(provider: str, scenario: str | None, fixture: str, runs_dir: str
         result = run_stage2(request)
     except (UnknownFixtureError, UnknownProviderError, ConfigError) as exc:
         raise click.UsageError(str(exc).strip("'\"")) from exc
+    except HarnessInterrupted as exc:
+        # Only before a run dir owns the run (a run in progress always reports itself).
+        click.echo(f"interrupted by {exc.signame} before the run started", err=True)
+        sys.exit(EXIT_CODES["error"])
     finally:
         restore()
     for path in result.recovered:
