@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from cto_harness.cli import echo_json
+
+if TYPE_CHECKING:
+    from cto_harness.evidence import Report
 
 DEFAULT_RUNS_DIR = "harness-runs"
 
@@ -17,10 +21,7 @@ def _runs_dir(value: str | None) -> Path:
     return Path(value or os.environ.get("CTO_HARNESS_RUNS_DIR") or DEFAULT_RUNS_DIR)
 
 
-def _summary(report: object, run_dir: Path) -> str:
-    from cto_harness.evidence import Report
-
-    assert isinstance(report, Report)
+def _summary(report: Report, run_dir: Path) -> str:
     lines = [
         f"verdict:       {report.verdict}",
         f"failure class: {report.failure_class or '-'}",
