@@ -13,10 +13,10 @@ import json
 from cto_harness.model_server._common import (
     JSON,
     Context,
+    ConversationBuilder,
     Rendered,
     SseEvent,
     chunks,
-    count_observations,
     dumps,
     require_list,
     text_of,
@@ -30,35 +30,26 @@ _SCHEMALESS_CLIENT_TOOLS = ("bash", "str_replace_based_edit_tool", "str_replace_
 
 
 def conversation(body: JSON) -> Conversation:
-    tools: list[ToolSpec] = []
+    built = ConversationBuilder()
     for tool in require_list(body, "tools"):
         if not isinstance(tool, dict):
             continue
         name = str(tool.get("name", ""))
         if "input_schema" in tool or name in _SCHEMALESS_CLIENT_TOOLS:
-            tools.append(ToolSpec.from_schema(name, tool.get("input_schema")))
-    prompt = [text_of(body.get("system"))] if body.get("system") else []
-    user_texts: list[str] = []
-    results = 0
+            built.tools.append(ToolSpec.from_schema(name, tool.get("input_schema")))
+    if body.get("system"):
+        built.system(text_of(body.get("system")))
     for message in require_list(body, "messages"):
         if not isinstance(message, dict) or message.get("role") != "user":
             continue
         content = message.get("content")
         blocks = content if isinstance(content, list) else []
-        results += sum(1 for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result")
+        built.tool_results += sum(1 for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result")
         if isinstance(content, str):
-            text = content
+            built.user(content)
         else:
-            text = text_of([b for b in blocks if isinstance(b, dict) and b.get("type", "text") == "text"])
-        if not user_texts:
-            prompt.append(text)
-        user_texts.append(text)
-    return Conversation(
-        tools=tuple(tools),
-        tool_results=results,
-        prompt_text="\n".join(prompt),
-        observations=count_observations(user_texts),
-    )
+            built.user(text_of([b for b in blocks if isinstance(b, dict) and b.get("type", "text") == "text"]))
+    return built.build()
 
 
 def count_tokens(raw_body: bytes) -> JSON:

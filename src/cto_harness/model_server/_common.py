@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cto_harness.model_server._planner import OBSERVATION_MARKER, Conversation, Decision
+from cto_harness.model_server._tools import ToolSpec
 
 JSON = dict[str, Any]
 CHUNK = 48
@@ -122,3 +123,33 @@ def require_list(body: JSON, key: str) -> list[Any]:
 def count_observations(user_texts: list[str]) -> int:
     """User messages after the first that carry a text-action observation."""
     return sum(1 for text in user_texts[1:] if OBSERVATION_MARKER in text)
+
+
+@dataclass
+class ConversationBuilder:
+    """Collects one request's conversation in any protocol; the rules live here once.
+
+    The prompt is the system texts plus the first user message (in arrival order); later
+    user messages only count as text-action observations.
+    """
+
+    tools: list[ToolSpec] = field(default_factory=list)
+    tool_results: int = 0
+    prompt: list[str] = field(default_factory=list)
+    user_texts: list[str] = field(default_factory=list)
+
+    def system(self, text: str) -> None:
+        self.prompt.append(text)
+
+    def user(self, text: str) -> None:
+        if not self.user_texts:
+            self.prompt.append(text)
+        self.user_texts.append(text)
+
+    def build(self) -> Conversation:
+        return Conversation(
+            tools=tuple(self.tools),
+            tool_results=self.tool_results,
+            prompt_text="\n".join(self.prompt),
+            observations=count_observations(self.user_texts),
+        )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from cto_harness.model_server._common import (
     JSON,
     Context,
+    ConversationBuilder,
     Rendered,
     SseEvent,
     chunks,
-    count_observations,
     dumps,
     require_list,
     text_of,
@@ -21,40 +21,30 @@ NAME = "openai-chat"
 
 def conversation(body: JSON) -> Conversation:
     messages = require_list(body, "messages")
-    tools: list[ToolSpec] = []
+    built = ConversationBuilder()
     for tool in require_list(body, "tools"):
         if not isinstance(tool, dict):
             continue
         if tool.get("type", "function") == "function" and isinstance(tool.get("function"), dict):
             fn = tool["function"]
-            tools.append(ToolSpec.from_schema(str(fn.get("name", "")), fn.get("parameters")))
+            built.tools.append(ToolSpec.from_schema(str(fn.get("name", "")), fn.get("parameters")))
         elif tool.get("type") == "custom" and isinstance(tool.get("custom"), dict):
-            tools.append(ToolSpec(name=str(tool["custom"].get("name", "")), kind="custom"))
+            built.tools.append(ToolSpec(name=str(tool["custom"].get("name", "")), kind="custom"))
     for fn in require_list(body, "functions"):  # legacy function calling
         if isinstance(fn, dict):
-            tools.append(ToolSpec.from_schema(str(fn.get("name", "")), fn.get("parameters")))
-    prompt: list[str] = []
-    user_texts: list[str] = []
-    results = 0
+            built.tools.append(ToolSpec.from_schema(str(fn.get("name", "")), fn.get("parameters")))
     for message in messages:
         if not isinstance(message, dict):
             continue
         role = message.get("role")
         text = text_of(message.get("content"))
         if role in ("tool", "function"):
-            results += 1
+            built.tool_results += 1
         elif role in ("system", "developer"):
-            prompt.append(text)
+            built.system(text)
         elif role == "user":
-            if not user_texts:
-                prompt.append(text)
-            user_texts.append(text)
-    return Conversation(
-        tools=tuple(tools),
-        tool_results=results,
-        prompt_text="\n".join(prompt),
-        observations=count_observations(user_texts),
-    )
+            built.user(text)
+    return built.build()
 
 
 def render(ctx: Context) -> Rendered:

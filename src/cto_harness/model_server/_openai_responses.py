@@ -13,10 +13,10 @@ import copy
 from cto_harness.model_server._common import (
     JSON,
     Context,
+    ConversationBuilder,
     Rendered,
     SseEvent,
     chunks,
-    count_observations,
     dumps,
     require_list,
     text_of,
@@ -29,46 +29,36 @@ TOOL_OUTPUT_ITEMS = ("function_call_output", "custom_tool_call_output")
 
 
 def conversation(body: JSON) -> Conversation:
-    tools: list[ToolSpec] = []
+    built = ConversationBuilder()
     for tool in require_list(body, "tools"):
         if not isinstance(tool, dict):
             continue
         name = str(tool.get("name", ""))
         if tool.get("type") == "function":
-            tools.append(ToolSpec.from_schema(name, tool.get("parameters")))
+            built.tools.append(ToolSpec.from_schema(name, tool.get("parameters")))
         elif tool.get("type") == "custom":
-            tools.append(ToolSpec(name=name, kind="custom"))
+            built.tools.append(ToolSpec(name=name, kind="custom"))
     raw_input = body.get("input", [])
     items = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else raw_input
     if not isinstance(items, list):
         items = []
-    prompt: list[str] = []
     instructions = body.get("instructions")
     if isinstance(instructions, str):
-        prompt.append(instructions)
-    user_texts: list[str] = []
-    results = 0
+        built.system(instructions)
     for item in items:
         if not isinstance(item, dict):
             continue
         kind = item.get("type", "message")
         if kind in TOOL_OUTPUT_ITEMS:
-            results += 1
+            built.tool_results += 1
         elif kind == "message":
             role = item.get("role")
             text = text_of(item.get("content"))
             if role in ("system", "developer"):
-                prompt.append(text)
+                built.system(text)
             elif role == "user":
-                if not user_texts:
-                    prompt.append(text)
-                user_texts.append(text)
-    return Conversation(
-        tools=tuple(tools),
-        tool_results=results,
-        prompt_text="\n".join(prompt),
-        observations=count_observations(user_texts),
-    )
+                built.user(text)
+    return built.build()
 
 
 def render(ctx: Context, request: JSON) -> Rendered:
