@@ -62,7 +62,7 @@ class FakeProvider:
         )
 
     def prepare(self, ctx: RunContext, gate: Gate) -> Invocation:
-        scenario = ctx.options.scenario or "fix"
+        scenario = ctx.options.scenario or FakeConfig().scenario
         if scenario not in SCENARIOS:
             raise ProviderSettingError(f"unknown fake scenario {scenario!r}; valid: {', '.join(SCENARIOS)}")
         data_dir = ctx.backend_dir / "fake"

@@ -8,6 +8,7 @@ is the single boundary where exceptions become a verdict and the report is writt
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -289,7 +290,7 @@ def _digest_still_admitted(invocation: Invocation, ctx: RunContext, state: RunSt
         observed = sha256_file(executable)
     except OSError as exc:
         observed = f"unreadable ({exc.strerror})"
-    state.provider = replace_provider(state.provider, sha256=observed)
+    state.provider = state.provider.model_copy(update={"sha256": observed})
     events.emit("digest_check", executable=str(executable), expected=invocation.expected_sha256,
                 observed=observed, ok=observed == invocation.expected_sha256)
     if observed == invocation.expected_sha256:
@@ -299,10 +300,6 @@ def _digest_still_admitted(invocation: Invocation, ctx: RunContext, state: RunSt
     atomic_write_text(ctx.backend_dir / "provider-digest-mismatch.txt", reason + "\n")
     state.decide("blocked", "provider-digest-mismatch", reason)
     return False
-
-
-def replace_provider(block: ProviderBlock, **changes: object) -> ProviderBlock:
-    return block.model_copy(update=changes)
 
 
 def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: EventLog,
@@ -389,7 +386,7 @@ def _collect_changes(ctx: RunContext, invocation: Invocation, baseline: str, sta
     atomic_write_bytes(state.run_dir / "patch.diff", changes.patch)
     state.changes = ChangesBlock(
         files=changes.files,
-        patch_sha256=sha256_file(state.run_dir / "patch.diff"),
+        patch_sha256=hashlib.sha256(changes.patch).hexdigest(),
         patch_bytes=len(changes.patch),
         excluded=sorted(invocation.state_dirs),
     )

@@ -45,7 +45,7 @@ def git_env() -> dict[str, str]:
 
 
 def git(args: Sequence[str], *, cwd: Path, git_dir: Path | None = None, work_tree: Path | None = None,
-        index_file: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        index_file: Path | None = None) -> subprocess.CompletedProcess[bytes]:
     env = git_env()
     if index_file is not None:
         env["GIT_INDEX_FILE"] = str(index_file)
@@ -57,7 +57,7 @@ def git(args: Sequence[str], *, cwd: Path, git_dir: Path | None = None, work_tre
     argv = [*prefix, "-c", "core.autocrlf=false", "-c", "core.fileMode=true", *args]
     completed = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=GIT_TIMEOUT_S,
                                stdin=subprocess.DEVNULL, check=False)
-    if check and completed.returncode != 0:
+    if completed.returncode != 0:
         err = completed.stderr.decode("utf-8", "replace").strip().splitlines()
         raise WorkspaceError(f"git {' '.join(args[:2])} failed: {err[-1] if err else completed.returncode}")
     return completed
