@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cto_harness.certify import certify, run_scripted
 from cto_harness.model_server import load_script
 from cto_harness.providers import RunOptions
 from cto_harness.providers._gates import env_var
 from cto_harness.runner import RunRequest, RunResult, run_stage2
+from cto_harness.selfcheck._certify import certify, run_scripted
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 FIXTURE = "r1-string-slugify"

@@ -31,7 +31,7 @@ def require_client(name: str) -> Path:
     With ``CTO_HARNESS_REQUIRE_CLIENTS=1`` (set by CI after a successful install) a missing
     client fails the test instead: CI must show the real clients passing, not skipping.
     """
-    from cto_harness.admission import active_admissions
+    from cto_harness.supply_chain import active_admissions
 
     home = clients_home()
     if not active_admissions(home, name):

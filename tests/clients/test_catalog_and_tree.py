@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cto_harness.clients import (
+from cto_harness.evidence import sha256_file
+from cto_harness.supply_chain import (
     ClientCatalogError,
     client_spec,
     load_clients,
@@ -15,9 +16,8 @@ from cto_harness.clients import (
     tree_sha256,
     verify_launcher,
 )
-from cto_harness.clients._install import catalog_entry_for
-from cto_harness.clients._tree import INSTALL_RECORD, LauncherPins, render_launcher
-from cto_harness.evidence import sha256_file
+from cto_harness.supply_chain._client_install import catalog_entry_for
+from cto_harness.supply_chain._client_tree import INSTALL_RECORD, LauncherPins, render_launcher
 
 
 def test_catalog_pins_the_four_clients_exactly() -> None:

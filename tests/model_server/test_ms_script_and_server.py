@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from ms_helpers import CLAUDE_TOOLS, post, request, script
 
+from cto_harness.cli.model_server import model_server_command
 from cto_harness.model_server import (
     NonLoopbackHostError,
     ReplaceStep,
@@ -23,7 +24,6 @@ from cto_harness.model_server import (
     load_script,
     parse_script,
 )
-from cto_harness.model_server._cli import model_server_command
 
 GOOD = """
 model = "scripted-9"
@@ -182,7 +182,7 @@ def test_cli_rejects_bad_script_and_host(tmp_path: Path) -> None:
 def test_cli_serves_until_terminated(tmp_path: Path) -> None:
     path = _write(tmp_path, GOOD)
     log = tmp_path / "cli.jsonl"
-    code = "from cto_harness.model_server._cli import model_server_command as c; c()"
+    code = "from cto_harness.cli.model_server import model_server_command as c; c()"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "--script", str(path), "--port", "0", "--log", str(log)],
         stdout=subprocess.PIPE,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from tests.conftest import CliRun, cli_env, run_cli
 
-from cto_harness._lab import admit_synthetic
-from cto_harness._synthetic_case import ENV_DUMP, write_synthetic_ca
+from cto_harness.providers.case import ENV_DUMP, write_synthetic_ca
+from cto_harness.selfcheck._lab import admit_synthetic
 
 CASE_STARTED = "case_process_started"
 MODEL = ("openai", "synthetic-model")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cto_harness.providers._case_outcome import classify, read_signals
+from cto_harness.providers.case import classify, read_signals
 
 OK = b"[unattended] Starting\n[unattended] Pipeline completed successfully.\n"
 FAILED = b"[unattended] Starting\n[unattended] Pipeline failed at implement phase.\n"

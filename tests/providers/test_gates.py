@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cto_harness._config import HarnessConfig, ProviderConfig
+from cto_harness.core._config import HarnessConfig, ProviderConfig
 from cto_harness.providers import RunOptions
 from cto_harness.providers._gates import (
     ProviderSettingError,

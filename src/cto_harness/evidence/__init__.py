@@ -21,11 +21,12 @@ from cto_harness.evidence._report import (
     UsageBlock,
     report_schema,
 )
-from cto_harness.evidence._rundir import RunDir, create_run_dir, is_locked
+from cto_harness.evidence._rundir import LOCK_NAME, RunDir, create_run_dir, is_locked
 from cto_harness.evidence._verify import VerifyResult, load_report, verify_run
 
 __all__ = [
     "EXIT_CODES",
+    "LOCK_NAME",
     "SCHEMA_VERSION",
     "Artifact",
     "BackendBlock",

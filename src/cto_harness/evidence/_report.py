@@ -9,25 +9,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cto_harness.core import EXIT_CODES, FailureClass, ModelInfo, ProviderInfo, Usage, Verdict
+
 SCHEMA_VERSION: Literal["cto-harness.report/1"] = "cto-harness.report/1"
 
-Verdict = Literal["pass", "fail", "blocked", "error"]
-FailureClassName = Literal[
-    "provider-unavailable",
-    "provider-not-admitted",
-    "provider-digest-mismatch",
-    "model-not-admitted",
-    "provider-timeout",
-    "provider-crashed",
-    "agent-protocol-error",
-    "agent-reported-failure",
-    "no-changes",
-    "tests-failed",
-    "fixture-invalid",
-    "harness-error",
-]
-EXIT_CODES: dict[str, int] = {"pass": 0, "fail": 1, "blocked": 3, "error": 4}
-"""CLI exit status per verdict; 2 is a usage error (no run)."""
+FailureClassName = FailureClass
+ProviderBlock = ProviderInfo
+ModelBlock = ModelInfo
+UsageBlock = Usage
+__all__ = ["EXIT_CODES", "SCHEMA_VERSION", "FailureClassName", "ModelBlock", "ProviderBlock", "UsageBlock", "Verdict"]
 
 
 class _Strict(BaseModel):
@@ -41,25 +31,6 @@ class FixtureRef(_Strict):
     """SHA-256 over the fixture's files; null when the fixture could not be read."""
     title: str | None = None
     builtin: bool = False
-
-
-class ProviderBlock(_Strict):
-    name: str
-    executable: str | None = None
-    sha256: str | None = None
-    """Digest observed immediately before exec (or at preflight when nothing ran)."""
-    admission: dict[str, Any] | None = None
-    """The admission record (source, pin, expected digest), null for fake/unadmitted."""
-    version: str | None = None
-
-
-class ModelBlock(_Strict):
-    provider: str | None = None
-    model: str | None = None
-    admitted: bool = False
-    admitted_by: str | None = None
-    """"env", "flag", "policy" or "builtin" (the fake lane needs no model)."""
-    base_url: str | None = None
 
 
 class StreamInfo(_Strict):
@@ -86,13 +57,6 @@ class BackendBlock(_Strict):
     killed_pids: list[int] = Field(default_factory=list)
     leftover_pids: list[int] = Field(default_factory=list)
     """Descendants still alive after the provider exited (killed by the harness)."""
-
-
-class UsageBlock(_Strict):
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None
-    calls: int | None = None
 
 
 class ChangesBlock(_Strict):

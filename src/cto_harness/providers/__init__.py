@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from cto_harness.providers._client_common import MODEL_SERVER_LOG_ENV
+from cto_harness.providers._gates import env_var
 from cto_harness.providers._protocol import (
     Blocked,
     FailureClass,
@@ -22,7 +24,7 @@ from cto_harness.providers._protocol import (
 )
 
 if TYPE_CHECKING:
-    from cto_harness._config import HarnessConfig
+    from cto_harness.core import HarnessConfig
 
 _REGISTRY: dict[str, str] = {
     "fake": "cto_harness.providers.fake:FakeProvider",
@@ -35,6 +37,7 @@ _REGISTRY: dict[str, str] = {
 }
 
 __all__ = [
+    "MODEL_SERVER_LOG_ENV",
     "Blocked",
     "FailureClass",
     "Gate",
@@ -49,6 +52,7 @@ __all__ = [
     "RunOptions",
     "UnknownProviderError",
     "Usage",
+    "env_var",
     "get_provider",
     "provider_names",
 ]
@@ -83,7 +87,7 @@ def get_provider(name: str, config: HarnessConfig | None = None) -> Provider:
 
 
 def _catalog_adapter(name: str, config: HarnessConfig | None) -> Provider | None:
-    from cto_harness.admission import AdmissionError, load_catalog
+    from cto_harness.supply_chain import AdmissionError, load_catalog
 
     try:
         entry = load_catalog(config).get(name)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cto_harness.clients import load_clients, verify_launcher
 from cto_harness.providers._gates import (
     child_env,
     pass_through_credentials,
@@ -25,6 +24,7 @@ from cto_harness.providers._gates import (
     setting,
 )
 from cto_harness.providers._protocol import Blocked, Gate, Invocation, RunContext
+from cto_harness.supply_chain import load_clients, verify_launcher
 
 DEFAULT_TIMEOUT_S = 900.0
 PLACEHOLDER_API_KEY = "sk-cto-harness-loopback-placeholder"
@@ -40,7 +40,7 @@ def client_preflight(ctx: RunContext, name: str) -> Gate:
     spec = load_clients().get(name)
     version = spec.version if spec and gate.provider.admission and \
         gate.provider.admission.get("source_url") == spec.source_url else None
-    gate = replace(gate, provider=replace(gate.provider, version=version))
+    gate = replace(gate, provider=gate.provider.model_copy(update={"version": version}))
     if gate.blocked is not None or gate.provider.executable is None:
         return gate
     problem = verify_launcher(Path(gate.provider.executable))

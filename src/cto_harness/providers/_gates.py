@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cto_harness.admission import Resolution, resolve_provider_executable
 from cto_harness.providers._protocol import Blocked, Gate, ModelInfo, ProviderSettingError, RunContext
+from cto_harness.supply_chain import Resolution, resolve_provider_executable
 
 __all__ = [
     "MODEL_NOT_ADMITTED_FILE",

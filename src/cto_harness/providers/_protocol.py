@@ -11,17 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cto_harness.evidence._report import FailureClassName
+from cto_harness.core import Blocked, FailureClass, HarnessConfig, Lane, ModelInfo, ProcessResult, ProviderInfo, Usage
 
 if TYPE_CHECKING:
-    from cto_harness._config import HarnessConfig
     from cto_harness.fixtures import Fixture
-    from cto_harness.runner._process import ProcessResult
 
-FailureClass = FailureClassName
-Lane = Literal["fake", "real", "unadmitted"]
+__all__ = ["Blocked", "FailureClass", "Lane", "ModelInfo", "ProcessResult", "ProviderInfo", "Usage"]
 
 
 class ProviderSettingError(ValueError):
@@ -58,35 +55,6 @@ class RunContext:
 
 
 @dataclass(frozen=True)
-class ProviderInfo:
-    name: str
-    executable: str | None = None
-    sha256: str | None = None
-    admission: dict[str, Any] | None = None
-    version: str | None = None
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    provider: str | None = None
-    model: str | None = None
-    admitted: bool = False
-    admitted_by: str | None = None
-    """How the model was admitted: "env", "flag", "policy", "builtin" (fake) or None."""
-    base_url: str | None = None
-
-
-@dataclass(frozen=True)
-class Blocked:
-    """A pre-start gate that failed: the run is blocked and no provider process starts."""
-
-    failure_class: FailureClass
-    reason: str
-    evidence_file: str
-    """File name written under backend/, e.g. ``provider-unavailable.txt``."""
-
-
-@dataclass(frozen=True)
 class Gate:
     """The answer of ``preflight``: who would run, with which model, and whether it may."""
 
@@ -113,14 +81,6 @@ class Invocation:
     """Workspace-relative provider state dirs -> backend-relative evidence dir.
 
     The runner copies them into backend/ and excludes them from the patch."""
-
-
-@dataclass(frozen=True)
-class Usage:
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None
-    calls: int | None = None
 
 
 @dataclass(frozen=True)

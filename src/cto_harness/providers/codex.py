@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cto_harness.core import ProcessResult
 from cto_harness.providers._client_common import (
     DEFAULT_TIMEOUT_S,
     add,
@@ -33,7 +34,6 @@ from cto_harness.providers._client_common import (
     write_prompt,
 )
 from cto_harness.providers._protocol import FailureClass, Gate, Invocation, Outcome, RunContext, Usage
-from cto_harness.runner._process import ProcessResult
 
 NAME = "codex"
 KEY_VARS = ("OPENAI_API_KEY", "CODEX_API_KEY")

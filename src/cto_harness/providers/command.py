@@ -16,6 +16,7 @@ import string
 
 from pydantic import BaseModel
 
+from cto_harness.core import ProcessResult
 from cto_harness.providers._client_common import (
     DEFAULT_TIMEOUT_S,
     base_url,
@@ -27,7 +28,6 @@ from cto_harness.providers._client_common import (
 )
 from cto_harness.providers._gates import ProviderSettingError, env_var, setting
 from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext
-from cto_harness.runner._process import ProcessResult
 
 NAME = "command"
 PLACEHOLDERS = ("workspace", "prompt_file", "task_file", "model_provider", "model", "base_url")

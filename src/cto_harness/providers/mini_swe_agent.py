@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cto_harness.core import ProcessResult
 from cto_harness.providers._client_common import (
     DEFAULT_TIMEOUT_S,
     add,
@@ -31,7 +32,6 @@ from cto_harness.providers._client_common import (
     write_prompt,
 )
 from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext, Usage
-from cto_harness.runner._process import ProcessResult
 
 NAME = "mini-swe-agent"
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cto_harness.core import ProcessResult
 from cto_harness.providers._client_common import (
     DEFAULT_TIMEOUT_S,
     add,
@@ -30,7 +31,6 @@ from cto_harness.providers._client_common import (
 )
 from cto_harness.providers._gates import ProviderSettingError, setting
 from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext, Usage
-from cto_harness.runner._process import ProcessResult
 
 NAME = "pi"
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "PI_API_KEY")

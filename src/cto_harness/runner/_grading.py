@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cto_harness.evidence import TestCounts
 from cto_harness.fixtures import Fixture, read_pristine, test_argv
-from cto_harness.runner._process import ProcessResult, run_bounded
+from cto_harness.proc import ProcessResult, run_bounded
 
 _COUNT = re.compile(rb"(\d+) (passed|failed|errors?|skipped)")
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from cto_harness.evidence import (
+    LOCK_NAME,
     BackendBlock,
     EventLog,
     FixtureRef,
@@ -20,9 +21,8 @@ from cto_harness.evidence import (
     is_locked,
     read_events,
 )
-from cto_harness.evidence._rundir import LOCK_NAME
+from cto_harness.proc import kill_process_tree
 from cto_harness.runner._finalize import RunState, write_report
-from cto_harness.runner._process import kill_process_tree
 
 TORN_TAIL_FILE = "backend/events-torn-tail.bin"
 

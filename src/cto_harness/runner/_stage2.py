@@ -18,18 +18,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cto_harness._config import HarnessConfig, harness_home, load_config
+from cto_harness.core import HarnessConfig, harness_home, load_config
 from cto_harness.evidence import (
     BackendBlock,
     ChangesBlock,
     EventLog,
     FixtureRef,
-    ModelBlock,
     ProviderBlock,
     Report,
     StreamInfo,
     TestsBlock,
-    UsageBlock,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
@@ -38,6 +36,17 @@ from cto_harness.evidence import (
     utc_now,
 )
 from cto_harness.fixtures import Fixture, FixtureError, copy_repo, load_fixture, resolve_fixture
+from cto_harness.proc import (
+    CapturedStream,
+    HarnessInterrupted,
+    ProcessResult,
+    Sandbox,
+    SandboxUnavailableError,
+    SpawnError,
+    choose_sandbox,
+    run_bounded,
+    wrap,
+)
 from cto_harness.providers import (
     Gate,
     Invocation,
@@ -49,15 +58,7 @@ from cto_harness.providers import (
 )
 from cto_harness.runner._finalize import RunState, redact_text, write_report
 from cto_harness.runner._grading import Grade, run_grading
-from cto_harness.runner._process import (
-    CapturedStream,
-    HarnessInterrupted,
-    ProcessResult,
-    SpawnError,
-    run_bounded,
-)
 from cto_harness.runner._recover import recover_runs
-from cto_harness.runner._sandbox import Sandbox, SandboxUnavailableError, choose_sandbox, wrap
 from cto_harness.runner._workspace import compute_changes, init_baseline
 
 DEFAULT_MAX_OUTPUT_BYTES = 10 * 1024 * 1024
@@ -218,7 +219,7 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
     outcome = provider.interpret(ctx, invocation, result)
     state.agent_result = outcome.agent_result
     if outcome.usage is not None:
-        state.usage = UsageBlock(**vars(outcome.usage))
+        state.usage = outcome.usage
     _collect_changes(ctx, invocation, baseline, state, events)
     grade = run_grading(fixture, ctx.workspace, run_dir / "grading", run_dir / "grading" / "home",
                         tag=f"{state.run_id}-grading")
@@ -242,8 +243,8 @@ def _prepare_workspace(ctx: RunContext, state: RunState, events: EventLog) -> st
 def _preflight(provider: Provider, ctx: RunContext, state: RunState, events: EventLog) -> Gate:
     gate = provider.preflight(ctx)
     state.lane = gate.lane
-    state.provider = ProviderBlock(**vars(gate.provider))
-    state.model = ModelBlock(**vars(gate.model))
+    state.provider = gate.provider
+    state.model = gate.model
     blocked = gate.blocked
     events.emit(
         "provider_preflight",

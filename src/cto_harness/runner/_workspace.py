@@ -9,10 +9,11 @@ cannot hide or fake a change.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from cto_harness.proc import Captured, run_captured
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "cto-harness",
@@ -45,7 +46,7 @@ def git_env() -> dict[str, str]:
 
 
 def git(args: Sequence[str], *, cwd: Path, git_dir: Path | None = None, work_tree: Path | None = None,
-        index_file: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+        index_file: Path | None = None) -> Captured:
     env = git_env()
     if index_file is not None:
         env["GIT_INDEX_FILE"] = str(index_file)
@@ -55,11 +56,11 @@ def git(args: Sequence[str], *, cwd: Path, git_dir: Path | None = None, work_tre
     if work_tree is not None:
         prefix.append(f"--work-tree={work_tree}")
     argv = [*prefix, "-c", "core.autocrlf=false", "-c", "core.fileMode=true", *args]
-    completed = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=GIT_TIMEOUT_S,
-                               stdin=subprocess.DEVNULL, check=False)
-    if completed.returncode != 0:
-        err = completed.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise WorkspaceError(f"git {' '.join(args[:2])} failed: {err[-1] if err else completed.returncode}")
+    completed = run_captured(argv, cwd=cwd, env=env, timeout_s=GIT_TIMEOUT_S)
+    if not completed.ok:
+        err = completed.text("stderr").strip().splitlines()
+        detail = "timed out" if completed.timed_out else (err[-1] if err else completed.returncode)
+        raise WorkspaceError(f"git {' '.join(args[:2])} failed: {detail}")
     return completed
 
 

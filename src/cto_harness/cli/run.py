@@ -1,0 +1,221 @@
+"""CLI commands for runs: run, fixtures, schema, report, verify, runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from cto_harness.cli import echo_json
+
+if TYPE_CHECKING:
+    from cto_harness.evidence import Report
+
+DEFAULT_RUNS_DIR = "harness-runs"
+
+
+def _runs_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get("CTO_HARNESS_RUNS_DIR") or DEFAULT_RUNS_DIR)
+
+
+def _summary(report: Report, run_dir: Path) -> str:
+    lines = [
+        f"verdict:       {report.verdict}",
+        f"failure class: {report.failure_class or '-'}",
+        f"fixture:       {report.fixture.id}",
+        f"provider:      {report.provider.name} (lane {report.lane})",
+        f"run dir:       {run_dir}",
+    ]
+    if report.tests.ran:
+        counts = report.tests.counts
+        detail = f" ({counts.passed} passed, {counts.failed} failed)" if counts else ""
+        lines.append(f"tests:         {'passed' if report.tests.passed else 'failed'}{detail}")
+    lines.extend(f"  - {reason}" for reason in report.reasons)
+    return "\n".join(lines)
+
+
+@click.command("run")
+@click.option("--provider", default="fake", show_default=True, help="Provider adapter name.")
+@click.option("--scenario", default=None, help="Fake-lane scenario (default: fix).")
+@click.option("--fixture", "fixture", default="r1-string-slugify", show_default=True,
+              help="Built-in fixture id or path to a fixture directory.")
+@click.option("--runs-dir", default=None, help="Where run dirs go [env CTO_HARNESS_RUNS_DIR; ./harness-runs].")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Provider timeout in seconds (overrides CTO_HARNESS_<P>_TIMEOUT_SECONDS).")
+@click.option("--model-provider", default=None, help="Admitted model provider (real lanes).")
+@click.option("--model", default=None, help="Admitted model (real lanes).")
+@click.option("--unadmitted", is_flag=True, help="Local experiment: allow an unadmitted executable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report JSON instead of a summary.")
+def run_command(provider: str, scenario: str | None, fixture: str, runs_dir: str | None, timeout: float | None,
+                model_provider: str | None, model: str | None, unadmitted: bool, as_json: bool) -> None:
+    """Run one fixture through one provider and write its evidence.
+
+    Exit status: 0 pass, 1 fail, 3 blocked, 4 error, 2 usage error.
+    """
+    from cto_harness.core import ConfigError
+    from cto_harness.evidence import EXIT_CODES
+    from cto_harness.fixtures import UnknownFixtureError
+    from cto_harness.proc import HarnessInterrupted, enable_subreaper, install_signal_handlers
+    from cto_harness.providers import RunOptions, UnknownProviderError
+    from cto_harness.providers.fake import SCENARIOS
+    from cto_harness.runner import RunRequest, run_stage2
+
+    if scenario is not None and provider == "fake" and scenario not in SCENARIOS:
+        raise click.BadParameter(f"{scenario!r}; valid: {', '.join(SCENARIOS)}", param_hint="--scenario")
+    if scenario is not None and provider != "fake":
+        raise click.BadParameter("scenarios exist only for the fake provider", param_hint="--scenario")
+    request = RunRequest(
+        provider=provider,
+        fixture=fixture,
+        runs_dir=_runs_dir(runs_dir),
+        options=RunOptions(scenario=scenario, model_provider=model_provider, model=model,
+                           timeout_s=timeout, unadmitted=unadmitted),
+        environ=dict(os.environ),
+    )
+    enable_subreaper()
+    restore = install_signal_handlers()
+    try:
+        result = run_stage2(request)
+    except (UnknownFixtureError, UnknownProviderError, ConfigError) as exc:
+        raise click.UsageError(str(exc).strip("'\"")) from exc
+    except HarnessInterrupted as exc:
+        # Only before a run dir owns the run (a run in progress always reports itself).
+        click.echo(f"interrupted by {exc.signame} before the run started", err=True)
+        sys.exit(EXIT_CODES["error"])
+    finally:
+        restore()
+    for path in result.recovered:
+        click.echo(f"recovered orphaned run: {path}", err=True)
+    if as_json:
+        click.echo(result.report.model_dump_json(indent=2))
+    else:
+        click.echo(_summary(result.report, result.run_dir))
+    sys.exit(EXIT_CODES[result.report.verdict])
+
+
+@click.group("fixtures")
+def fixtures_group() -> None:
+    """List and show fixtures."""
+
+
+@fixtures_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def fixtures_list(as_json: bool) -> None:
+    """List the built-in fixtures."""
+    from cto_harness.fixtures import builtin_fixture_ids, load_fixture, resolve_fixture
+
+    fixtures = [load_fixture(resolve_fixture(i), builtin=True) for i in builtin_fixture_ids()]
+    if as_json:
+        echo_json([{"id": f.id, "title": f.title, "digest": f.digest} for f in fixtures])
+        return
+    for f in fixtures:
+        click.echo(f"{f.id:28} {f.title}")
+
+
+@fixtures_group.command("show")
+@click.argument("fixture")
+@click.option("--json", "as_json", is_flag=True)
+def fixtures_show(fixture: str, as_json: bool) -> None:
+    """Show one fixture (built-in id or directory) after validating it."""
+    from cto_harness.fixtures import FixtureError, UnknownFixtureError, load_fixture, resolve_fixture
+
+    try:
+        loaded = load_fixture(resolve_fixture(fixture))
+    except UnknownFixtureError as exc:
+        raise click.UsageError(str(exc).strip("'\"")) from exc
+    except FixtureError as exc:
+        raise click.ClickException(f"fixture invalid: {exc}") from exc
+    if as_json:
+        click.echo(loaded.model_dump_json(indent=2))
+        return
+    click.echo(f"id:            {loaded.id}\ntitle:         {loaded.title}\ndigest:        {loaded.digest}")
+    click.echo(f"test command:  {' '.join(loaded.test_command)} (timeout {loaded.test_timeout_s:g} s)")
+    click.echo(f"grading tests: {', '.join(loaded.grading_tests)}")
+    click.echo(f"files:         {', '.join(loaded.files)}")
+    click.echo(f"\n{loaded.instructions.strip()}")
+
+
+@click.group("schema")
+def schema_group() -> None:
+    """Print JSON Schemas generated from the models."""
+
+
+@schema_group.command("report")
+def schema_report() -> None:
+    """The JSON Schema of report.json."""
+    from cto_harness.evidence import report_schema
+
+    echo_json(report_schema())
+
+
+@click.group("report")
+def report_group() -> None:
+    """Read run reports."""
+
+
+@report_group.command("show")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def report_show(run_dir: Path, as_json: bool) -> None:
+    """Human summary of RUN_DIR/report.json."""
+    from cto_harness.evidence import load_report
+
+    try:
+        report = load_report(run_dir)
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"{run_dir}: no report.json (try `cto-harness runs recover`)") from exc
+    except ValueError as exc:
+        raise click.ClickException(f"{run_dir}: {exc}") from exc
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        click.echo(_summary(report, run_dir))
+
+
+@click.command("verify")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def verify_command(run_dir: Path, as_json: bool) -> None:
+    """Recompute every artifact digest and the event hash chain of RUN_DIR.
+
+    Exit 0 when everything matches the report; 1 and the first mismatch otherwise.
+    """
+    from cto_harness.evidence import verify_run
+
+    result = verify_run(run_dir)
+    if as_json:
+        echo_json({"ok": result.ok, "problems": result.problems, "checked_artifacts": result.checked_artifacts})
+    elif result.ok:
+        click.echo(f"ok: {result.checked_artifacts} artifacts and the event chain match the report")
+    else:
+        click.echo(f"MISMATCH: {result.problems[0]}", err=True)
+        for problem in result.problems[1:]:
+            click.echo(f"  also: {problem}", err=True)
+    sys.exit(0 if result.ok else 1)
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """Manage run directories."""
+
+
+@runs_group.command("recover")
+@click.option("--runs-dir", default=None, help="[env CTO_HARNESS_RUNS_DIR; ./harness-runs]")
+@click.option("--json", "as_json", is_flag=True)
+def runs_recover(runs_dir: str | None, as_json: bool) -> None:
+    """Give every orphaned run dir (no report, no live harness) an `interrupted` report."""
+    from cto_harness.runner import recover_runs
+
+    recovered = recover_runs(_runs_dir(runs_dir).resolve())
+    if as_json:
+        echo_json({"recovered": [str(p) for p in recovered]})
+        return
+    for path in recovered:
+        click.echo(f"recovered: {path}")
+    if not recovered:
+        click.echo("no orphaned run directories")
+
+

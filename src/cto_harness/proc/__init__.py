@@ -1,0 +1,42 @@
+"""The one place that starts processes: bounded runs, tree kill, subreaper, signals, sandbox."""
+
+from cto_harness.core import CapturedStream, ProcessResult
+from cto_harness.proc._bounded import (
+    KILL_WAIT_S,
+    TAG_ENV,
+    TERM_GRACE_S,
+    HarnessInterrupted,
+    SpawnError,
+    enable_subreaper,
+    install_signal_handlers,
+    kill_process_tree,
+    process_alive_with_tag,
+    run_bounded,
+)
+from cto_harness.proc._run import Captured, read_capped, run_captured, run_to_log
+from cto_harness.proc._sandbox import MODES as SANDBOX_MODES
+from cto_harness.proc._sandbox import Sandbox, SandboxUnavailableError, choose_sandbox, wrap
+
+__all__ = [
+    "KILL_WAIT_S",
+    "SANDBOX_MODES",
+    "TAG_ENV",
+    "TERM_GRACE_S",
+    "Captured",
+    "CapturedStream",
+    "HarnessInterrupted",
+    "ProcessResult",
+    "Sandbox",
+    "SandboxUnavailableError",
+    "SpawnError",
+    "choose_sandbox",
+    "enable_subreaper",
+    "install_signal_handlers",
+    "kill_process_tree",
+    "process_alive_with_tag",
+    "read_capped",
+    "run_bounded",
+    "run_captured",
+    "run_to_log",
+    "wrap",
+]

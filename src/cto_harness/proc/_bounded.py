@@ -1,0 +1,658 @@
+"""One bounded child process: new session, capped output, deadline, and a tree kill.
+
+``run_bounded`` is the only place the harness starts a provider (or a grading command).
+It fails closed: whatever the child started is found (process group, session,
+descendants, the ``CTO_HARNESS_RUN_TAG`` environment tag) and killed, on timeout, on
+interrupt, and after a normal exit. See ``docs/process-control.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any
+
+import psutil
+
+from cto_harness.core import CapturedStream, ProcessResult
+
+__all__ = [
+    "CHUNK_BYTES",
+    "CREATE_TIME_TOLERANCE_S",
+    "DRAIN_TIMEOUT_S",
+    "KILL_WAIT_S",
+    "POLL_S",
+    "RESCAN_S",
+    "TAG_ENV",
+    "TERM_GRACE_S",
+    "CapturedStream",
+    "HarnessInterrupted",
+    "ProcessResult",
+    "SpawnError",
+    "enable_subreaper",
+    "install_signal_handlers",
+    "kill_process_tree",
+    "process_alive_with_tag",
+    "run_bounded",
+]
+
+TERM_GRACE_S = 2.0
+"""Seconds between SIGTERM and SIGKILL, measured against one monotonic deadline."""
+KILL_WAIT_S = 2.0
+"""Bounded wait for SIGKILLed processes to disappear (and for the child to be reaped)."""
+DRAIN_TIMEOUT_S = 5.0
+"""After the child is gone, how long the readers may take to reach EOF before we give up."""
+POLL_S = 0.02
+"""Step of every wait loop; a signal handler's exception lands within one step."""
+RESCAN_S = 0.25
+"""While a pipe is still held open after the child is gone, rescan the tree this often."""
+CHUNK_BYTES = 64 * 1024
+TAG_ENV = "CTO_HARNESS_RUN_TAG"
+CREATE_TIME_TOLERANCE_S = 1.0
+"""Slack when matching a create_time recorded by another process (boot-time rounding)."""
+_SCAN_EPSILON_S = 0.05
+_KILL_ROUNDS = 3
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+class SpawnError(OSError):
+    """The child could not be started: missing, not executable, bad format, bad cwd."""
+
+
+class HarnessInterrupted(BaseException):
+    """Raised in the main thread by the handlers of ``install_signal_handlers``."""
+
+    def __init__(self, signame: str) -> None:
+        super().__init__(signame)
+        self.signame = signame
+
+
+class _InterruptState:
+    """Main-thread-only state: while ``depth > 0`` a signal is recorded, not raised."""
+
+    depth = 0
+    pending: str | None = None
+
+
+_STATE = _InterruptState()
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    name = signal.Signals(signum).name
+    if _STATE.depth > 0:
+        if _STATE.pending is None:
+            _STATE.pending = name
+        return
+    raise HarnessInterrupted(name)
+
+
+class _Shield:
+    """Defer HarnessInterrupted in the main thread (so a kill is never cut short)."""
+
+    def __init__(self) -> None:
+        self.signame: str | None = None
+        self._active = False
+
+    def __enter__(self) -> _Shield:
+        self._active = threading.current_thread() is threading.main_thread()
+        if self._active:
+            _STATE.depth += 1
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._active:
+            _STATE.depth -= 1
+            if _STATE.depth == 0 and _STATE.pending is not None:
+                self.signame, _STATE.pending = _STATE.pending, None
+                if exc is not None and not isinstance(exc, HarnessInterrupted):
+                    raise HarnessInterrupted(self.signame) from exc
+
+
+class _Interruptible:
+    """Inside a shield, let HarnessInterrupted through again (raising any deferred one)."""
+
+    def __init__(self) -> None:
+        self._saved: int | None = None
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._saved, _STATE.depth = _STATE.depth, 0
+        if _STATE.pending is not None:
+            name, _STATE.pending = _STATE.pending, None
+            raise HarnessInterrupted(name)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._saved is not None:
+            _STATE.depth = self._saved
+
+
+def install_signal_handlers() -> Callable[[], None]:
+    """Make SIGTERM/SIGINT raise ``HarnessInterrupted`` in the main thread.
+
+    Returns:
+        A function that restores the previous handlers.
+    """
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, _on_signal)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+    return restore
+
+
+def enable_subreaper() -> bool:
+    """Make this process the child subreaper (Linux), so orphaned descendants reparent to us.
+
+    Returns:
+        True if the kernel accepted it, False where unavailable.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return False
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return int(prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+
+
+def _has_tag(proc: psutil.Process, tag: str) -> bool:
+    try:
+        return proc.environ().get(TAG_ENV) == tag
+    except (psutil.Error, OSError):
+        return False
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def process_alive_with_tag(tag: str) -> list[int]:
+    """Pids of live (non-zombie) processes whose environment has ``CTO_HARNESS_RUN_TAG=tag``."""
+    me = os.getpid()
+    return sorted(
+        proc.pid
+        for proc in psutil.process_iter()
+        if proc.pid != me and _alive(proc) and _has_tag(proc, tag)
+    )
+
+
+def _create_time(proc: psutil.Process | None) -> float | None:
+    if proc is None:
+        return None
+    try:
+        return proc.create_time()
+    except psutil.Error:
+        return None
+
+
+def _protected_pids() -> set[int]:
+    me = psutil.Process()
+    try:
+        ancestors = {p.pid for p in me.parents()}
+    except psutil.Error:
+        ancestors = set()
+    return {0, 1, me.pid, *ancestors}
+
+
+class _Tree:
+    """The processes of one run, found by every route we have, and how to kill them."""
+
+    def __init__(
+        self,
+        root_pid: int,
+        *,
+        root: psutil.Process | None,
+        tag: str | None,
+        floor: float | None,
+        group_ok: bool,
+    ) -> None:
+        self.root_pid = root_pid
+        self.root = root
+        self.tag = tag
+        self.floor = floor
+        self.group_ok = group_ok and root_pid not in (os.getpgrp(), os.getsid(0))
+        self.protected = _protected_pids()
+        self.root_ctime = _create_time(root)
+        self.known: dict[int, tuple[psutil.Process, float]] = {}
+        """Every member ever found, with its create_time (it may have left the tree since)."""
+        self.signalled: list[int] = []
+        self._reaped: set[int] = set()
+
+    def _matches(self, proc: psutil.Process) -> bool:
+        pid = proc.pid
+        try:
+            if self.group_ok and self.root_pid in (os.getpgid(pid), os.getsid(pid)):
+                return True
+        except OSError:
+            return False
+        return self.tag is not None and _has_tag(proc, self.tag)
+
+    def snapshot(self) -> dict[int, psutil.Process]:
+        """Every live member of the tree right now (the root included while it is alive)."""
+        candidates: dict[int, tuple[psutil.Process, float, int]] = {}
+        for proc in psutil.process_iter(["ppid", "status", "create_time"]):
+            info = proc.info
+            ctime, ppid = info["create_time"], info["ppid"]
+            if proc.pid in self.protected or info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if ctime is None or ppid is None or (self.floor is not None and ctime < self.floor):
+                continue
+            candidates[proc.pid] = (proc, ctime, ppid)
+        found: dict[int, psutil.Process] = {}
+        for pid, (proc, ctime, _) in candidates.items():
+            known = pid in self.known and self.known[pid][1] == ctime
+            is_root = self.root is not None and pid == self.root_pid and self.root_ctime == ctime
+            if known or is_root or self._matches(proc):
+                found[pid] = proc
+        children: dict[int, list[int]] = {}
+        for pid, (_, _, ppid) in candidates.items():
+            children.setdefault(ppid, []).append(pid)
+        queue = [*found, *([self.root_pid] if self.root is not None else [])]
+        while queue:
+            for child in children.get(queue.pop(), ()):
+                if child not in found:
+                    found[child] = candidates[child][0]
+                    queue.append(child)
+        self.known.update((pid, (proc, candidates[pid][1])) for pid, proc in found.items())
+        return found
+
+    def _signal(
+        self, sig: signal.Signals, procs: Mapping[int, psutil.Process], *, record: bool = True
+    ) -> None:
+        if self.group_ok:
+            with contextlib.suppress(OSError):
+                os.killpg(self.root_pid, sig)
+        for pid, proc in procs.items():
+            try:
+                proc.send_signal(sig)
+            except psutil.Error:
+                continue
+            if record and pid not in self.signalled:
+                self.signalled.append(pid)
+
+    def _reap(self) -> None:
+        """Reap the zombies that are ours (adopted as subreaper), never the root."""
+        me = os.getpid()
+        for pid, (proc, _) in self.known.items():
+            if pid == self.root_pid or pid in self._reaped:
+                continue
+            try:
+                if not proc.is_running() or proc.ppid() != me:
+                    continue
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    self._reaped.add(pid)
+            except (psutil.Error, ChildProcessError):
+                continue
+
+    def _wait_dead(self, procs: Mapping[int, psutil.Process], deadline: float) -> None:
+        while True:
+            self._reap()
+            if not any(_alive(proc) for proc in procs.values()):
+                return
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(POLL_S)
+
+    def terminate(self, grace_s: float) -> None:
+        """SIGTERM everything, wait ``grace_s``, then SIGKILL whatever is (newly) alive."""
+        procs = self.snapshot()
+        if not procs:
+            return
+        self._signal(signal.SIGTERM, procs)
+        self._signal(signal.SIGCONT, procs, record=False)
+        self._wait_dead(procs, time.monotonic() + grace_s)
+        kill_deadline = time.monotonic() + KILL_WAIT_S
+        for _ in range(_KILL_ROUNDS):
+            procs = self.snapshot()
+            if not procs:
+                break
+            self._signal(signal.SIGKILL, procs)
+            self._wait_dead(procs, kill_deadline)
+        self._reap()
+
+
+def kill_process_tree(
+    root_pid: int,
+    *,
+    tag: str | None = None,
+    grace_s: float | None = None,
+    create_time: float | None = None,
+) -> tuple[int, ...]:
+    """Kill a process, its group, its session, its descendants and every process tagged ``tag``.
+
+    Reusable by recovery code for an orphaned provider. A reused pid is left alone: with
+    ``create_time`` the root (and its group and session) is trusted only if its
+    create_time matches; without it but with ``tag``, only if its environment carries the
+    tag. Otherwise only the tagged processes are killed. With neither, the pid is trusted.
+
+    Args:
+        root_pid: The provider's pid (also its process-group and session id).
+        tag: The run's ``CTO_HARNESS_RUN_TAG`` value, if it had one.
+        grace_s: Seconds between SIGTERM and SIGKILL (default ``TERM_GRACE_S``).
+        create_time: The root's psutil create_time as recorded when it started.
+
+    Returns:
+        Every pid that was signalled.
+    """
+    root: psutil.Process | None
+    try:
+        root = psutil.Process(root_pid)
+        actual: float | None = root.create_time()
+    except psutil.Error:
+        root, actual = None, None
+    floor: float | None = None
+    if create_time is not None:
+        identical = actual is not None and abs(actual - create_time) <= CREATE_TIME_TOLERANCE_S
+        group_ok = actual is None or identical
+        floor = create_time - CREATE_TIME_TOLERANCE_S
+    elif tag is not None:
+        identical = root is not None and _has_tag(root, tag)
+        group_ok = identical
+        if identical and actual is not None:
+            floor = actual - _SCAN_EPSILON_S
+    else:
+        identical = group_ok = True
+        if actual is not None:
+            floor = actual - _SCAN_EPSILON_S
+    if not identical:
+        root = None
+    tree = _Tree(root_pid, root=root, tag=tag, floor=floor, group_ok=group_ok)
+    tree.terminate(TERM_GRACE_S if grace_s is None else grace_s)
+    return tuple(tree.signalled)
+
+
+class _Reader(threading.Thread):
+    """Copy one pipe to a file in chunks, keeping at most ``cap`` bytes, draining the rest."""
+
+    def __init__(self, name: str, pipe: IO[bytes], sink: IO[bytes], cap: int) -> None:
+        super().__init__(name=f"cto-harness-{name}-reader", daemon=True)
+        self.pipe, self.sink, self.cap = pipe, sink, cap
+        self.total = 0
+        self.kept = 0
+        self.eof = False
+        self.error: str | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        fd = self.pipe.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        try:
+            while not self.stop.is_set():
+                if not poller.poll(int(POLL_S * 1000)):
+                    continue
+                chunk = os.read(fd, CHUNK_BYTES)
+                if not chunk:
+                    self.eof = True
+                    return
+                self.total += len(chunk)
+                room = self.cap - self.kept
+                if room > 0 and self.error is None:
+                    part = chunk if len(chunk) <= room else chunk[:room]
+                    try:
+                        self.sink.write(part)
+                        self.sink.flush()
+                    except OSError as exc:
+                        self.error = f"writing {getattr(self.sink, 'name', '?')}: {exc}"
+                    else:
+                        self.kept += len(part)
+        except OSError as exc:
+            self.error = f"reading pipe: {exc}"
+        finally:
+            try:
+                self.sink.close()
+            except OSError as exc:
+                self.error = self.error or f"closing output file: {exc}"
+
+    def captured(self, path: Path) -> CapturedStream:
+        error = self.error
+        if self.is_alive():
+            error = error or "reader thread did not stop"
+        return CapturedStream(
+            path=path,
+            bytes_total=self.total,
+            bytes_kept=self.kept,
+            truncated=self.total > self.kept,
+            eof=self.eof,
+            error=error,
+        )
+
+
+def _spawn(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+            close_fds=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename not in (None, argv[0]) else ""
+        reason = exc.strerror or str(exc)
+        raise SpawnError(exc.errno, f"cannot start {argv[0]!r}: {reason}{where}") from exc
+    except ValueError as exc:
+        raise SpawnError(errno.EINVAL, f"cannot start {argv[0]!r}: {exc}") from exc
+
+
+def _exited(pid: int) -> bool:
+    """True once the child has exited; it stays a zombie (WNOWAIT) so its pid is not reused."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+class _Run:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        readers: tuple[_Reader, _Reader],
+        tag: str | None,
+        started: float,
+        spawned_wall: float,
+    ) -> None:
+        self.proc = proc
+        self.readers = readers
+        self.started = started
+        root: psutil.Process | None
+        try:
+            root = psutil.Process(proc.pid)
+            floor = root.create_time() - _SCAN_EPSILON_S
+        except psutil.Error:
+            root, floor = None, spawned_wall - CREATE_TIME_TOLERANCE_S
+        self.tree = _Tree(proc.pid, root=root, tag=tag, floor=floor, group_ok=True)
+        self.leftovers: list[int] = []
+        self.ended: float | None = None
+
+    def wait(self, deadline: float) -> tuple[bool, str | None]:
+        """Poll until exit or deadline; returns (timed_out, interrupted signal name)."""
+        try:
+            with _Interruptible():
+                while not _exited(self.proc.pid):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return True, None
+                    time.sleep(min(POLL_S, remaining))
+        except HarnessInterrupted as exc:
+            return False, exc.signame
+        self.ended = time.monotonic()
+        return False, None
+
+    def _kill_leftovers(self) -> None:
+        found = self.tree.snapshot()
+        if found:
+            self.leftovers.extend(pid for pid in found if pid not in self.leftovers)
+            self.tree.terminate(TERM_GRACE_S)
+
+    def _drain(self, *, rescan: bool) -> None:
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        next_scan = time.monotonic() + RESCAN_S
+        while any(reader.is_alive() for reader in self.readers):
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            if now >= next_scan:
+                if rescan:
+                    self._kill_leftovers()
+                else:
+                    self.tree.terminate(TERM_GRACE_S)
+                next_scan = time.monotonic() + RESCAN_S
+            for reader in self.readers:
+                reader.join(POLL_S)
+        for reader in self.readers:
+            reader.stop.set()
+        for reader in self.readers:
+            reader.join(1.0)
+        for reader, pipe in zip(self.readers, (self.proc.stdout, self.proc.stderr), strict=True):
+            if pipe is not None and not reader.is_alive():
+                pipe.close()
+
+    def _reap_root(self) -> int | None:
+        try:
+            return self.proc.wait(timeout=KILL_WAIT_S)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def abort(self) -> None:
+        """Kill everything and release the pipes (used when something raised)."""
+        self.tree.terminate(TERM_GRACE_S)
+        self._drain(rescan=False)
+        self._reap_root()
+
+    def finish(
+        self,
+        argv: tuple[str, ...],
+        paths: tuple[Path, Path],
+        timed_out: bool,
+        interrupted: str | None,
+    ) -> ProcessResult:
+        if timed_out or interrupted is not None:
+            self.tree.terminate(TERM_GRACE_S)
+            self.ended = time.monotonic()
+            self._drain(rescan=False)
+        else:
+            self._kill_leftovers()
+            self._drain(rescan=True)
+        exit_code = self._reap_root()
+        ended = self.ended if self.ended is not None else time.monotonic()
+        return ProcessResult(
+            argv=argv,
+            pid=self.proc.pid,
+            exit_code=exit_code,
+            timed_out=timed_out,
+            interrupted=interrupted,
+            duration_s=ended - self.started,
+            stdout=self.readers[0].captured(paths[0]),
+            stderr=self.readers[1].captured(paths[1]),
+            killed_pids=tuple(self.tree.signalled),
+            leftover_pids=tuple(self.leftovers),
+        )
+
+
+def run_bounded(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    stdout_path: Path,
+    stderr_path: Path,
+    max_output_bytes: int = 10 * 1024 * 1024,
+    tag: str | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> ProcessResult:
+    """Run ``argv`` in a new session with a deadline and capped output; leave nothing behind.
+
+    The child gets ``env`` exactly (plus ``CTO_HARNESS_RUN_TAG=tag`` if given) and
+    stdin from /dev/null. On timeout or ``HarnessInterrupted`` the whole tree is killed
+    (TERM, ``TERM_GRACE_S``, KILL); after a normal exit, processes the child left
+    behind are killed too and listed in ``leftover_pids``.
+
+    Args:
+        argv: Program and arguments; never run through a shell.
+        cwd: Working directory of the child.
+        env: The child's complete environment.
+        timeout_s: Wall-clock limit, measured on the monotonic clock.
+        stdout_path: File receiving stdout (truncated to ``max_output_bytes``).
+        stderr_path: File receiving stderr (truncated to ``max_output_bytes``).
+        max_output_bytes: Bytes kept per stream; the rest is read and discarded.
+        tag: Run tag that lets us find descendants that left the session.
+        on_start: Called with the child's pid right after it was spawned.
+
+    Returns:
+        The result; ``interrupted`` is set (not raised) when the harness was signalled.
+
+    Raises:
+        SpawnError: The child could not be started.
+        ValueError: Invalid arguments.
+    """
+    argv_t = tuple(argv)
+    if not argv_t:
+        raise ValueError("argv is empty")
+    if timeout_s <= 0 or max_output_bytes < 0:
+        raise ValueError("timeout_s must be > 0 and max_output_bytes >= 0")
+    paths = (Path(stdout_path), Path(stderr_path))
+    if paths[0].resolve() == paths[1].resolve():
+        raise ValueError("stdout_path and stderr_path must differ")
+    child_env = dict(env)
+    if tag is not None:
+        child_env[TAG_ENV] = tag
+    with _Shield() as shield:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as opened:
+            sinks = tuple(opened.enter_context(open(path, "wb")) for path in paths)
+            spawned_wall = time.time()
+            started = time.monotonic()
+            proc = _spawn(argv_t, cwd, child_env)
+            opened.pop_all()  # the readers own the files from here on
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = (
+            _Reader("stdout", proc.stdout, sinks[0], max_output_bytes),
+            _Reader("stderr", proc.stderr, sinks[1], max_output_bytes),
+        )
+        for reader in readers:
+            reader.start()
+        run = _Run(proc, readers, tag, started, spawned_wall)
+        try:
+            if on_start is not None:
+                on_start(proc.pid)
+            timed_out, interrupted = run.wait(started + timeout_s)
+        except BaseException:
+            run.abort()
+            raise
+        result = run.finish(argv_t, paths, timed_out, interrupted)
+    if shield.signame is not None and result.interrupted is None:
+        result = replace(result, interrupted=shield.signame)
+    return result

@@ -1,0 +1,19 @@
+"""Self-checks that prove the fail-closed paths: health, validate case, certify."""
+
+from cto_harness.selfcheck._certify import certify, real_client_checks
+from cto_harness.selfcheck._digest_check import digest_mismatch_selfcheck
+from cto_harness.selfcheck._health import run_health
+from cto_harness.selfcheck._lab import CheckResult, Lab, SuiteResult
+from cto_harness.selfcheck._validate_case import tampered_digest, validate_case
+
+__all__ = [
+    "CheckResult",
+    "Lab",
+    "SuiteResult",
+    "certify",
+    "digest_mismatch_selfcheck",
+    "real_client_checks",
+    "run_health",
+    "tampered_digest",
+    "validate_case",
+]

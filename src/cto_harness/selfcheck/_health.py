@@ -1,0 +1,140 @@
+"""``cto-harness health``: prove the fail-closed paths on every build, offline, in seconds.
+
+Each check is one function registered by name with ``@health_check``; adding a check is
+adding one function. Checks run real Stage 2 runs (the fake lane and synthetic Case
+``ca`` executables admitted into a scratch store) and pass only when the written report
+says exactly the expected verdict and failure class. Runs shared by several checks
+(``Lab.run`` keys) run once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from cto_harness.runner import RunResult
+from cto_harness.selfcheck._lab import (
+    HARNESS_BUG_PROVIDER,
+    UNLISTED_MODEL,
+    CheckResult,
+    Expectation,
+    Lab,
+    LabCheck,
+    SuiteResult,
+    combine,
+    observe,
+    run_checks,
+)
+
+__all__ = ["CHECKS", "health_check", "run_health"]
+
+CHECKS: dict[str, LabCheck] = {}
+"""Health checks by name, in registration (and run) order."""
+CASE_STARTED = "case_process_started"
+
+
+def health_check(name: str) -> Callable[[LabCheck], LabCheck]:
+    """Register ``fn(lab) -> CheckResult`` as the health check ``name``."""
+    def register(fn: LabCheck) -> LabCheck:
+        if name in CHECKS:
+            raise ValueError(f"health check {name!r} is already registered")
+        CHECKS[name] = fn
+        return fn
+    return register
+
+
+def run_health(names: Iterable[str] | None = None, *, workdir: Path | None = None) -> SuiteResult:
+    """Run the named checks (all by default) in one scratch lab.
+
+    Raises:
+        KeyError: an unknown check name.
+        HarnessInterrupted: the harness was signalled.
+    """
+    selected = list(CHECKS) if names is None else list(names)
+    unknown = [n for n in selected if n not in CHECKS]
+    if unknown:
+        raise KeyError(f"unknown health check(s) {', '.join(unknown)}; valid: {', '.join(CHECKS)}")
+    return run_checks({n: CHECKS[n] for n in selected}, workdir=workdir)
+
+
+def _sleeping_case(lab: Lab) -> RunResult:
+    return lab.run("case-sleep", environ=lab.case_environ("sleep"))
+
+
+def _missing_case(lab: Lab) -> RunResult:
+    return lab.run("case-missing-binary", environ=lab.case_environ(None))
+
+
+@health_check("fake_lane_passes")
+def fake_lane_passes(lab: Lab) -> CheckResult:
+    """The default lane fixes the fixture and passes its tests."""
+    result = lab.run("fake-fix", provider="fake", environ=lab.base_environ())
+    return observe(result, Expectation("pass", None, lane="fake", tests_ran=True,
+                                       process_event="provider_process_started"))
+
+
+@health_check("provider_timeout_fail_closed")
+def provider_timeout_fail_closed(lab: Lab) -> CheckResult:
+    """A hung Case (CTO_HARNESS_CASE_TIMEOUT_SECONDS) is killed; evidence and report still written."""
+    return observe(_sleeping_case(lab), Expectation(
+        "fail", "provider-timeout", lane="real", evidence_file="provider-timeout.txt",
+        process_event=CASE_STARTED, tests_ran=True))
+
+
+@health_check("provider_unavailable_fail_closed")
+def provider_unavailable_fail_closed(lab: Lab) -> CheckResult:
+    """A missing CTO_HARNESS_CASE_BIN blocks the run before any Case process exists."""
+    return observe(_missing_case(lab), Expectation(
+        "blocked", "provider-unavailable", evidence_file="provider-unavailable.txt",
+        no_process_event=CASE_STARTED, tests_ran=False))
+
+
+@health_check("model_provider_gate_blocks")
+def model_provider_gate_blocks(lab: Lab) -> CheckResult:
+    """No model named, or one off the allowlist: blocked before Case starts (CTO-WORK-018)."""
+    expect = Expectation("blocked", "model-not-admitted", lane="real",
+                         evidence_file="provider-model-not-admitted.txt", no_process_event=CASE_STARTED)
+    return combine({
+        "model_missing": observe(lab.run("case-model-missing", environ=lab.case_environ("fix", model=None)),
+                                 expect),
+        "model_off_allowlist": observe(
+            lab.run("case-model-unlisted", environ=lab.case_environ("fix", model=UNLISTED_MODEL)), expect),
+    })
+
+
+@health_check("agent_protocol_error_classified")
+def agent_protocol_error_classified(lab: Lab) -> CheckResult:
+    """Case exits 0 on a pipeline failed by an AGENT_RESULT parse error: agent-protocol-error."""
+    result = lab.run("case-protocol-error", environ=lab.case_environ("protocol-error"))
+    return observe(result, Expectation("fail", "agent-protocol-error", lane="real", process_event=CASE_STARTED))
+
+
+@health_check("report_always_written")
+def report_always_written(lab: Lab) -> CheckResult:
+    """A harness bug still yields a report, and every run dir holds a report that verifies."""
+    _sleeping_case(lab)
+    _missing_case(lab)
+    bug = lab.run("harness-bug", provider=HARNESS_BUG_PROVIDER, environ=lab.base_environ())
+    return combine({
+        "harness_bug": observe(bug, Expectation("error", "harness-error", evidence_file="harness-error.txt")),
+        "all_runs": lab.every_run_dir_has_a_verified_report(),
+    })
+
+
+@health_check("digest_mismatch_blocks")
+def digest_mismatch_blocks(lab: Lab) -> CheckResult:
+    """One changed byte in the admitted ``ca`` blocks the run before any Case process exists."""
+    from cto_harness.selfcheck._validate_case import tampered_digest
+
+    return tampered_digest(lab)
+
+
+def _register_real_clients() -> None:
+    """``real_client_<name>``: certify each installed real client on r1 (skipped when absent)."""
+    from cto_harness.selfcheck._certify import real_client_checks
+
+    for name, check in real_client_checks().items():
+        health_check(name)(check)
+
+
+_register_real_clients()

@@ -1,0 +1,77 @@
+"""Child-process behaviours for tests/proc/test_process.py (run as a script)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def _write_pids(path: Path, pids: list[int]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(" ".join(map(str, pids)))
+    os.replace(tmp, path)
+
+
+def _linger() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(60)
+    os._exit(0)
+
+
+def main(mode: str, *args: str) -> int:
+    out = sys.stdout.buffer
+    if mode == "exit":
+        out.write(b"out\n")
+        sys.stderr.buffer.write(b"err\n")
+        return int(args[0])
+    if mode == "bytes":
+        data = bytes.fromhex(args[0])
+        out.write(data)
+        sys.stderr.buffer.write(data[::-1])
+        return 0
+    if mode == "flood":
+        block = b"x" * (1 << 20)
+        for _ in range(int(args[0])):
+            out.write(block)
+        return 0
+    if mode == "ignore-term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if args:
+            _write_pids(Path(args[0]), [os.getpid()])
+        time.sleep(60)
+        return 0
+    if mode == "setsid-kids":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        kids = []
+        for _ in range(int(args[1])):
+            pid = os.fork()
+            if pid == 0:
+                os.setsid()
+                _linger()
+            kids.append(pid)
+        _write_pids(Path(args[0]), kids)
+        time.sleep(60)
+        return 0
+    if mode == "daemon":
+        pidfile = Path(args[0])
+        middle = os.fork()
+        if middle == 0:
+            os.setsid()
+            if os.fork() == 0:
+                _write_pids(pidfile, [os.getpid()])
+                _linger()
+            os._exit(0)
+        os.waitpid(middle, 0)
+        while not pidfile.exists():
+            time.sleep(0.01)
+        out.write(b"parent done\n")
+        return 0
+    raise SystemExit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    sys.stdout.flush()
+    sys.exit(main(*sys.argv[1:]))

@@ -1,0 +1,63 @@
+"""`health` and `validate case` end to end through the CLI, and the check registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.conftest import cli_env, run_cli
+
+from cto_harness.providers.case import BEHAVIOURS, synthetic_ca_source
+from cto_harness.selfcheck import _health as health
+from cto_harness.selfcheck._lab import CheckResult, Lab
+
+REQUIRED_CHECKS = {"fake_lane_passes", "provider_timeout_fail_closed", "provider_unavailable_fail_closed",
+                   "model_provider_gate_blocks", "agent_protocol_error_classified", "report_always_written",
+                   "digest_mismatch_blocks"}
+
+
+def test_health_json_passes_with_the_required_checks(tmp_path: Path) -> None:
+    result = run_cli("health", "--json", "--keep", str(tmp_path / "lab"), env=cli_env(tmp_path), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["ok"] is True
+    assert set(data["checks"]) >= REQUIRED_CHECKS
+    for name in ("provider_timeout_fail_closed", "model_provider_gate_blocks"):
+        assert data["checks"][name]["ok"] is True
+    timeout_run = Path(data["checks"]["provider_timeout_fail_closed"]["run_dir"])
+    assert (timeout_run / "backend" / "provider-timeout.txt").is_file() and (timeout_run / "report.json").is_file()
+
+
+def test_validate_case_json_all_scenarios_hold(tmp_path: Path) -> None:
+    result = run_cli("validate", "case", "--json", env=cli_env(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["ok"] is True and data["kept"] is False
+    assert {"good_fix_passes", "sleeping_provider_times_out", "hang_with_children_times_out",
+            "agent_protocol_error_classified", "fatal_exit_is_provider_crashed", "missing_binary_blocks",
+            "model_missing_blocks", "tampered_digest_blocks"} <= set(data["checks"])
+    assert all(check["ok"] for check in data["checks"].values())
+    assert not Path(data["workdir"]).exists()
+
+
+def test_adding_a_check_is_one_function(tmp_path: Path) -> None:
+    @health.health_check("always_fails_for_test")
+    def always_fails(lab: Lab) -> CheckResult:
+        return CheckResult(ok=False, expected=1, observed=2, run_dir=str(lab.runs_dir))
+
+    try:
+        suite = health.run_health(["always_fails_for_test"], workdir=tmp_path / "lab")
+        assert suite.ok is False and list(suite.checks) == ["always_fails_for_test"]
+        with pytest.raises(ValueError, match="already registered"):
+            health.health_check("always_fails_for_test")(always_fails)
+    finally:
+        del health.CHECKS["always_fails_for_test"]
+    with pytest.raises(KeyError, match="unknown health check"):
+        health.run_health(["no_such_check"])
+
+
+def test_synthetic_ca_never_reads_the_harness_solution() -> None:
+    for behaviour in BEHAVIOURS:
+        source = synthetic_ca_source(behaviour)
+        assert "solution.patch" not in source and f"BEHAVIOUR = {behaviour!r}" in source
