@@ -15,6 +15,21 @@ import psutil
 import pytest
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-network", action="store_true", default=False,
+                     help="also run tests marked network_registry (they need the PyPI/npm registry)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect ``network_registry`` tests unless ``--run-network``: offline, the suite must finish."""
+    if config.getoption("--run-network"):
+        return
+    kept = [item for item in items if item.get_closest_marker("network_registry") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
 @dataclass
 class CliRun:
     returncode: int

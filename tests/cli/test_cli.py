@@ -7,8 +7,6 @@ from pathlib import Path
 
 from tests.conftest import cli_env, run_cli
 
-from cto_harness.evidence import report_schema
-
 
 def test_help_lists_every_command() -> None:
     result = run_cli("--help")
@@ -27,9 +25,10 @@ def test_fixtures_list_and_show() -> None:
     assert missing.returncode == 2
 
 
-def test_schema_report_is_the_models_schema() -> None:
+def test_schema_report_prints_the_report_schema() -> None:
+    """The snapshot comparison lives in tests/evidence/test_schema_snapshot.py."""
     result = run_cli("schema", "report")
-    assert json.loads(result.stdout) == json.loads(json.dumps(report_schema()))
+    assert result.returncode == 0
     assert "verdict" in json.loads(result.stdout)["required"]
 
 

@@ -15,9 +15,15 @@ def _write_pids(path: Path, pids: list[int]) -> None:
     os.replace(tmp, path)
 
 
-def _linger() -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    time.sleep(60)
+def _linger(term_marks: Path | None = None) -> None:
+    """Outlive SIGTERM; with ``term_marks``, leave a file there when it arrives (an explicit signal)."""
+    if term_marks is None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: (term_marks / f"term-{os.getpid()}").touch())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(1)
     os._exit(0)
 
 
@@ -50,7 +56,7 @@ def main(mode: str, *args: str) -> int:
             pid = os.fork()
             if pid == 0:
                 os.setsid()
-                _linger()
+                _linger(Path(args[2]) if len(args) > 2 else None)
             kids.append(pid)
         _write_pids(Path(args[0]), kids)
         time.sleep(60)

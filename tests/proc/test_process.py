@@ -63,6 +63,13 @@ def _read_pids(path: Path, timeout_s: float = 10.0) -> list[int]:
     return [int(p) for p in path.read_text().split()]
 
 
+def _wait_for_files(directory: Path, names: set[str], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not names <= {p.name for p in directory.iterdir()}:
+        assert time.monotonic() < deadline, f"{sorted(names)} never all appeared in {directory}"
+        time.sleep(0.01)
+
+
 def _run(tmp_path: Path, *args: str, **kwargs: object) -> _process.ProcessResult:
     options: dict[str, object] = {
         "cwd": tmp_path,
@@ -245,11 +252,14 @@ def test_harness_interrupt_kills_the_tree_and_is_reported(tmp_path: Path, tag: s
 
 def test_a_second_signal_does_not_cut_the_kill_short(tmp_path: Path, tag: str) -> None:
     pidfile = tmp_path / "kids.pids"
-    driver = _drive(tmp_path, tag, False, "setsid-kids", str(pidfile), "2", grace_s=1.0)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    driver = _drive(tmp_path, tag, False, "setsid-kids", str(pidfile), "2", str(marks), grace_s=3.0)
     try:
         kids = _read_pids(pidfile)
         driver.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        # The kids mark SIGTERM's arrival: the harness is now inside its TERM -> grace -> KILL.
+        _wait_for_files(marks, {f"term-{pid}" for pid in kids})
         driver.send_signal(signal.SIGINT)
         out, _ = driver.communicate(timeout=15)
     finally:

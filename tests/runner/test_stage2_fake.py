@@ -26,6 +26,18 @@ EXPECTED = {
     "binary-output": ("pass", None, 0),
     "fork-and-exit": ("pass", None, 0),
 }
+DECIDING_REASON = {
+    "fix": "provider completed",
+    "noop": "the provider changed nothing",
+    "sleep": "provider exceeded its 3 s timeout",
+    "hang-with-children": "provider exceeded its 3 s timeout",
+    "crash": "provider exited with status 3",
+    "protocol-error": "fake agent: ",
+    "edit-tests": "fixture tests failed",
+    "huge-output": "provider completed",
+    "binary-output": "provider completed",
+    "fork-and-exit": "provider completed",
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +56,7 @@ def test_each_scenario_yields_its_verdict(scenario: str, runs_dir: Path, tmp_pat
     assert result.report is not None, result.stderr
     assert (result.report["verdict"], result.report["failure_class"]) == (verdict, failure_class), result.stdout
     assert result.returncode == exit_code
+    assert result.report["reasons"][0].startswith(DECIDING_REASON[scenario]), result.report["reasons"]
     jsonschema.validate(result.report, schema)
     assert result.run_dir is not None
     verified = run_cli("verify", str(result.run_dir))
@@ -85,7 +98,7 @@ def test_signal_to_harness_kills_the_provider_and_writes_a_report(sig: signal.Si
     proc = subprocess.Popen([sys.executable, "-m", "cto_harness", "run", "--scenario", "hang-with-children",
                              "--runs-dir", str(runs_dir), "--timeout", "60"],
                             env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    run_dir = _wait_for_process_start(runs_dir)
+    run_dir = _wait_for_agent(runs_dir, b"started grandchildren")
     proc.send_signal(sig)
     proc.communicate(timeout=60)
     assert proc.returncode == 4
@@ -154,13 +167,13 @@ def test_sigterm_to_harness_still_writes_a_report(runs_dir: Path, tmp_path: Path
     proc = subprocess.Popen([sys.executable, "-m", "cto_harness", "run", "--scenario", "sleep",
                              "--runs-dir", str(runs_dir), "--timeout", "60"],
                             env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    run_dir = _wait_for_process_start(runs_dir)
+    run_dir = _wait_for_agent(runs_dir, b"fake agent: sleeping")
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 4, out + err
     report = json.loads((run_dir / "report.json").read_text())
     assert report["verdict"] == "error" and report["failure_class"] == "harness-error"
-    assert any("SIGTERM" in r for r in report["reasons"])
+    assert report["reasons"][0] == "interrupted: the harness received SIGTERM", report["reasons"]
     assert report["backend"]["interrupted"] == "SIGTERM"
     assert not tagged_processes(run_dir.name)
     assert run_cli("verify", str(run_dir)).returncode == 0
@@ -172,7 +185,7 @@ def test_sigkilled_harness_is_recovered(sandbox: str, runs_dir: Path, tmp_path: 
                              "--runs-dir", str(runs_dir), "--timeout", "60"],
                             env=cli_env(tmp_path, CTO_HARNESS_SANDBOX=sandbox),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run_dir = _wait_for_process_start(runs_dir)
+    run_dir = _wait_for_agent(runs_dir, b"fake agent: sleeping")
     proc.kill()
     proc.wait()
     assert not (run_dir / "report.json").exists()
@@ -199,16 +212,16 @@ def test_next_run_recovers_orphans_first(runs_dir: Path, tmp_path: Path) -> None
     assert run_cli("verify", str(orphan)).returncode == 0
 
 
-def _wait_for_process_start(runs_dir: Path) -> Path:
-    deadline = time.monotonic() + 30
+def _wait_for_agent(runs_dir: Path, marker: bytes) -> Path:
+    """The run dir once the fake agent has said ``marker`` on its stdout (an explicit signal, not a delay)."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for run in runs_dir.glob("*"):
-            events = run / "events.jsonl"
-            if events.exists() and b"provider_process_started" in events.read_bytes():
-                time.sleep(0.3)
+            stdout = run / "backend" / "stdout.txt"
+            if stdout.exists() and marker in stdout.read_bytes():
                 return run
         time.sleep(0.05)
-    raise AssertionError("provider never started")
+    raise AssertionError(f"the fake agent never said {marker!r}")
 
 
 def test_unknown_fixture_is_a_usage_error(runs_dir: Path, tmp_path: Path) -> None:

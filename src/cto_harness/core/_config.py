@@ -3,6 +3,7 @@
 The config file is looked up, first match wins: ``CTO_HARNESS_CONFIG``,
 ``./cto-harness.toml``, ``<harness home>/cto-harness.toml``. A malformed file is an
 error, never silently ignored: a policy that fails to load must not become "no policy".
+So is an unknown key: a misspelt ``admitted_modelz`` would otherwise drop the allowlist.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class ConfigError(ValueError):
 class ProviderConfig(BaseModel):
     """Operator settings for one provider (``[providers.<name>]``)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     admitted_models: list[str] | None = None
     """Allowlist of ``model-provider/model`` pairs; None means any explicitly named pair."""
@@ -31,7 +32,7 @@ class ProviderConfig(BaseModel):
 class HarnessConfig(BaseModel):
     """The whole ``cto-harness.toml``."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     catalog: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -76,10 +77,20 @@ def load_config(environ: Mapping[str, str], cwd: Path | None = None) -> HarnessC
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if "source" in data:
+        raise ConfigError(f"invalid config {path}: unknown key 'source' (valid keys here: providers, catalog)")
     try:
         config = HarnessConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid config {path}: {loc}: {first['msg']}") from exc
+        raise ConfigError(_describe(exc, path)) from exc
     return config.model_copy(update={"source": str(path)})
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    if first["type"] != "extra_forbidden":
+        return f"invalid config {path}: {loc}: {first['msg']}"
+    model: type[BaseModel] = ProviderConfig if first["loc"][0] == "providers" else HarnessConfig
+    valid = ", ".join(name for name in model.model_fields if name != "source")
+    return f"invalid config {path}: unknown key {loc!r} (valid keys here: {valid})"

@@ -57,13 +57,22 @@ class RunState:
     secrets: list[str] = field(default_factory=list)
     duration_s: float | None = None
 
-    def decide(self, verdict: str, failure_class: str | None, reason: str | None = None) -> None:
-        """Set the verdict once; the first decision stands (a later stage cannot overturn it)."""
+    def decide(self, verdict: str, failure_class: str | None, *reasons: str) -> None:
+        """Set the verdict once; the first decision stands (a later stage cannot overturn it).
+
+        The deciding reasons go first in ``reasons``; a later stage's reasons are appended.
+        """
         if self.verdict is None:
             self.verdict = verdict
             self.failure_class = failure_class
-        if reason:
-            self.reasons.append(reason)
+            self.reasons[:0] = [r for r in reasons if r]
+        else:
+            self.reasons.extend(r for r in reasons if r)
+
+    def overrule(self, verdict: str, failure_class: str, reason: str) -> None:
+        """Replace any verdict (an interrupt, a harness bug); its reason goes first."""
+        self.verdict, self.failure_class = verdict, failure_class
+        self.reasons.insert(0, reason)
 
     def record_harness_error(self, exc: BaseException) -> None:
         """A harness bug: verdict error, traceback kept as evidence."""
@@ -71,8 +80,7 @@ class RunState:
         path = self.run_dir / HARNESS_ERROR_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, text)
-        self.verdict, self.failure_class = "error", "harness-error"
-        self.reasons.append(f"harness error: {type(exc).__name__}: {exc}".splitlines()[0][:500])
+        self.overrule("error", "harness-error", f"harness error: {type(exc).__name__}: {exc}".splitlines()[0][:500])
 
 
 def harness_block() -> HarnessBlock:

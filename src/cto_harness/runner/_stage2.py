@@ -135,8 +135,7 @@ def run_stage2(request: RunRequest) -> RunResult:
         else:
             _pipeline(provider, fixture, request, config, state, events)
     except HarnessInterrupted as exc:
-        state.verdict, state.failure_class = "error", "harness-error"
-        state.reasons.append(f"interrupted: the harness received {exc.signame}")
+        state.overrule("error", "harness-error", f"interrupted: the harness received {exc.signame}")
     except Exception as exc:
         state.record_harness_error(exc)
     finally:
@@ -420,13 +419,13 @@ def _record_grade(grade: Grade, state: RunState, events: EventLog) -> None:
 def _decide(result: ProcessResult, protocol_failure: str | None, protocol_reasons: list[str],
             state: RunState) -> None:
     """Pass needs all of: exited 0 in time, protocol success, a non-empty patch, tests pass."""
-    state.reasons.extend(protocol_reasons)
     if result.timed_out:
         state.decide("fail", "provider-timeout", f"provider exceeded its {state.backend.timeout_s:g} s timeout")
     elif result.exit_code != 0:
         state.decide("fail", "provider-crashed", f"provider exited with status {result.exit_code}")
     elif protocol_failure is not None:
-        state.decide("fail", protocol_failure)
+        state.decide("fail", protocol_failure, *protocol_reasons)
+        protocol_reasons = []
     elif state.changes.patch_bytes == 0:
         state.decide("fail", "no-changes", "the provider changed nothing in the workspace")
     elif not state.tests.passed:
@@ -434,6 +433,7 @@ def _decide(result: ProcessResult, protocol_failure: str | None, protocol_reason
         state.decide("fail", "tests-failed", f"fixture tests failed ({why})")
     else:
         state.decide("pass", None, "provider completed, patch non-empty, fixture tests pass")
+    state.reasons.extend(protocol_reasons)
     if result.leftover_pids:
         state.reasons.append(f"the provider left {len(result.leftover_pids)} process(es) running after it exited; "
                              f"the harness killed them: {list(result.leftover_pids)}")
