@@ -29,7 +29,7 @@ SPAWNERS = {"subprocess", "multiprocessing", "pty"}
 SPAWN_CALLS = {"system", "popen", "fork", "forkpty", "posix_spawn", "posix_spawnp", "execv", "execve",
                "execvp", "execvpe", "execl", "execle", "execlp", "execlpe", "spawnv", "spawnve"}
 # Child-side scripts: they run as the agent / the fake `ca`, never inside the harness.
-CHILD_SCRIPTS = {"providers/fake/_agent.py", "providers/case/_synthetic_ca_main.py"}
+CHILD_SCRIPTS = {"providers/fake/_agent.py", "providers/case/_synthetic_ca_main.py", "egress/_forwarder.py"}
 
 
 def _modules() -> list[Path]:

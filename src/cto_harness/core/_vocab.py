@@ -16,6 +16,7 @@ FailureClass = Literal[
     "agent-reported-failure",
     "no-changes",
     "tests-failed",
+    "budget-exceeded",
     "fixture-invalid",
     "harness-error",
 ]

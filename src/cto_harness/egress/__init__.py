@@ -1,0 +1,33 @@
+"""Egress control: the per-run network namespace forwarder, the model-call ledger, budgets."""
+
+from cto_harness.egress._endpoint import FORWARDER_PORT, Endpoint, EndpointError, redact_url
+from cto_harness.egress._ledger import KEEP_BODIES_ENV, LEDGER_NAME, Ledger
+from cto_harness.egress._policy import BudgetError, Budgets, Policy, Price, price_for
+from cto_harness.egress._proxy import EgressProxy
+from cto_harness.egress._session import FORWARDER, Egress, EgressError, EgressOutcome, NetworkMode, open_egress
+from cto_harness.egress._usage import CallUsage, parse_usage, request_info
+
+__all__ = [
+    "FORWARDER",
+    "FORWARDER_PORT",
+    "KEEP_BODIES_ENV",
+    "LEDGER_NAME",
+    "BudgetError",
+    "Budgets",
+    "CallUsage",
+    "Egress",
+    "EgressError",
+    "EgressOutcome",
+    "EgressProxy",
+    "Endpoint",
+    "EndpointError",
+    "Ledger",
+    "NetworkMode",
+    "Policy",
+    "Price",
+    "open_egress",
+    "parse_usage",
+    "price_for",
+    "redact_url",
+    "request_info",
+]

@@ -1,0 +1,225 @@
+"""One run's egress, as the runner sees it: open before prepare, finish after the provider exits.
+
+``isolated`` (a sandbox with its own network namespace): the provider's only exit is the
+in-namespace forwarder on ``127.0.0.1:<port>``, relayed over a Unix socket in
+``<run>/egress/`` (outside the sandbox-writable dirs) to the host-side proxy. No
+endpoint admitted means no proxy and no network at all.
+
+``host`` (the operator chose no sandbox): the proxy listens on a loopback TCP port and
+the provider is pointed at it. Calls are still on the record and within policy, but
+nothing stops a provider from going around the proxy; the report says ``host``.
+
+The ledger is written in ``<run>/egress/`` while the provider runs (out of its reach)
+and installed as ``backend/model-calls.jsonl`` once it is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from cto_harness.core import FailureClass, ModelInfo, Usage
+from cto_harness.egress._endpoint import Endpoint, EndpointError, redact_url
+from cto_harness.egress._ledger import KEEP_BODIES_ENV, LEDGER_NAME, Ledger
+from cto_harness.egress._policy import BudgetError, Budgets, Policy, price_for
+from cto_harness.egress._proxy import EgressProxy
+
+NetworkMode = Literal["isolated", "host"]
+EGRESS_DIR = "egress"
+SOCKET_NAME = "proxy.sock"
+FORWARDER = Path(__file__).with_name("_forwarder.py")
+
+
+class EgressError(ValueError):
+    """The endpoint or a budget setting cannot be honoured: the run is blocked before it starts."""
+
+
+def _prefix(provider: str) -> str:
+    return f"CTO_HARNESS_{provider.upper().replace('-', '_')}_"
+
+
+@dataclass(frozen=True)
+class EgressOutcome:
+    """What the wire said about the run, for the report and the verdict."""
+
+    network: dict[str, Any]
+    measured: Usage | None
+    """Null when nothing could be measured (no endpoint, or an https tunnel)."""
+    policy_failure: tuple[FailureClass, str] | None = None
+    """``model-not-admitted`` or ``budget-exceeded``: the run cannot pass."""
+    endpoint_failure: str | None = None
+    """The endpoint answered 5xx or could not be reached (with counts)."""
+    notes: list[str] = field(default_factory=list)
+
+
+class Egress:
+    """The network side of one provider run. Build it with :func:`open_egress`."""
+
+    def __init__(self, *, provider: str, mode: NetworkMode, endpoint: Endpoint | None, egress_dir: Path,
+                 backend_dir: Path, proxy: EgressProxy | None, port: int | None) -> None:
+        self.provider = provider
+        self.mode = mode
+        self.endpoint = endpoint
+        self.egress_dir = egress_dir
+        self.backend_dir = backend_dir
+        self.proxy = proxy
+        self.port = port
+        self._finished: EgressOutcome | None = None
+
+    @property
+    def socket_path(self) -> Path | None:
+        """The Unix socket the sandbox must see (read-only bind of its directory)."""
+        return self.egress_dir / SOCKET_NAME if self.mode == "isolated" and self.proxy else None
+
+    @property
+    def network(self) -> Literal["none", "host", "proxy"]:
+        """The sandbox network policy this run needs."""
+        if self.mode == "host":
+            return "host"
+        return "proxy" if self.proxy is not None else "none"
+
+    def add_secrets(self, secrets: Sequence[str]) -> None:
+        """Credential values the ledger must never show (known only after prepare)."""
+        if self.proxy is not None:
+            self.proxy.ledger.add_secrets(secrets)
+
+    def provider_environ(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """``environ`` with the provider's endpoint variables pointing at the in-namespace address."""
+        out = dict(environ)
+        if self.endpoint is None or self.endpoint.tunnelled or self.port is None:
+            return out
+        for suffix in ("BASE_URL", "MODEL_BASE_URL"):
+            name = _prefix(self.provider) + suffix
+            value = (environ.get(name) or "").strip()
+            with contextlib.suppress(EndpointError):
+                if value and Endpoint.parse(value) == self.endpoint:
+                    out[name] = self.endpoint.inner_url(self.port)
+        return out
+
+    def provider_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """The child's environment: https endpoints are reached through the proxy by CONNECT."""
+        out = dict(env)
+        if self.endpoint is not None and self.endpoint.tunnelled and self.port is not None:
+            proxy_url = f"http://127.0.0.1:{self.port}"
+            for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+                out[name] = proxy_url
+            out["NO_PROXY"] = out["no_proxy"] = ""
+        return out
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` behind the in-namespace forwarder (isolated mode with an endpoint)."""
+        if self.socket_path is None or self.port is None:
+            return list(argv)
+        return [os.path.realpath(sys.executable), "-I", "-S", str(self.egress_dir / FORWARDER.name),
+                str(self.port), str(self.socket_path), "--", *argv]
+
+    def finish(self) -> EgressOutcome:
+        """Stop the proxy, install the ledger into backend/, and say what happened on the wire."""
+        if self._finished is not None:
+            return self._finished
+        network: dict[str, Any] = {"mode": self.mode,
+                                   "endpoint": redact_url(self.endpoint.url) if self.endpoint else None,
+                                   "calls": 0, "denied": 0}
+        proxy = self.proxy
+        if proxy is None:
+            self._finished = EgressOutcome(network=network, measured=None)
+            self._cleanup()
+            return self._finished
+        proxy.stop()
+        self._install_ledger(proxy.ledger.path)
+        tally, spend = proxy.tally, proxy.policy.spend
+        tunnelled = self.endpoint is not None and self.endpoint.tunnelled
+        network.update(calls=tally.tunnels if tunnelled else tally.calls, denied=tally.denied,
+                       ledger=f"backend/{LEDGER_NAME}", endpoint_errors=dict(tally.endpoint_errors))
+        measured = None if tunnelled else Usage(
+            calls=tally.calls, input_tokens=spend.input_tokens, output_tokens=spend.output_tokens,
+            cost_usd=None if spend.cost_usd is None else round(spend.cost_usd, 6))
+        policy_failure: tuple[FailureClass, str] | None = None
+        if tally.refused_models:
+            asked = sorted(set(tally.refused_models))
+            policy_failure = ("model-not-admitted", (
+                f"the provider asked the endpoint for {', '.join(asked)}; only "
+                f"{proxy.policy.model_provider}/{proxy.policy.model} is admitted "
+                f"({len(tally.refused_models)} call(s) refused by the egress proxy)"))
+        elif tally.budget:
+            policy_failure = ("budget-exceeded", (
+                f"{tally.budget[0]}; {len(tally.budget)} further call(s) refused by the egress proxy"))
+        endpoint_failure = None
+        if tally.endpoint_errors:
+            parts = ", ".join(f"{what} x{count}" for what, count in sorted(tally.endpoint_errors.items()))
+            endpoint_failure = f"the model endpoint {network['endpoint']} failed: {parts}"
+        notes = []
+        if spend.unmetered_calls:
+            notes.append(f"{spend.unmetered_calls} model call(s) carried no usage in their response")
+        self._finished = EgressOutcome(network=network, measured=measured, policy_failure=policy_failure,
+                                       endpoint_failure=endpoint_failure, notes=notes)
+        self._cleanup()
+        return self._finished
+
+    def _install_ledger(self, source: Path) -> None:
+        dest = self.backend_dir / LEDGER_NAME
+        if dest.is_symlink() or dest.is_file():
+            dest.unlink()  # whatever the provider put there is not the harness's record
+        elif dest.exists():
+            shutil.rmtree(dest)
+        shutil.move(source, dest)
+
+    def _cleanup(self) -> None:
+        for name in (FORWARDER.name, SOCKET_NAME):
+            with contextlib.suppress(FileNotFoundError):
+                (self.egress_dir / name).unlink()
+        with contextlib.suppress(OSError):
+            self.egress_dir.rmdir()
+
+
+def open_egress(*, provider: str, model: ModelInfo, run_dir: Path, backend_dir: Path, environ: Mapping[str, str],
+                config_extra: Mapping[str, Any] | None, isolated: bool, secrets: Sequence[str] = ()) -> Egress:
+    """Start the proxy for ``model.base_url`` (when one is admitted) and return the run's egress.
+
+    Raises:
+        EgressError: the endpoint is not a usable http(s) URL, a budget or price setting is
+            malformed, or a budget cannot be enforced (https tunnel, cost without a price).
+    """
+    mode: NetworkMode = "isolated" if isolated else "host"
+    egress_dir = run_dir / EGRESS_DIR
+    try:
+        endpoint = Endpoint.parse(model.base_url) if model.base_url else None
+        budgets = Budgets.from_environ(environ, _prefix(provider))
+        price = price_for(config_extra, model.provider, model.model)
+    except (EndpointError, BudgetError) as exc:
+        raise EgressError(str(exc)) from exc
+    if endpoint is None:
+        if budgets.any:
+            raise EgressError(f"budgets are set for {provider} but no endpoint is admitted "
+                              f"({_prefix(provider)}BASE_URL): the harness could not enforce them")
+        return Egress(provider=provider, mode=mode, endpoint=None, egress_dir=egress_dir, backend_dir=backend_dir,
+                      proxy=None, port=None)
+    if endpoint.tunnelled and budgets.any:
+        raise EgressError(f"budgets are set for {provider} but {redact_url(endpoint.url)} is https: the proxy only "
+                          "tunnels it and cannot count tokens; use an http:// endpoint or drop the budgets")
+    if budgets.max_cost_usd is not None and price is None:
+        raise EgressError(f"{_prefix(provider)}MAX_COST_USD is set but the operator config has no price for "
+                          f"{model.provider}/{model.model} ([prices.\"{model.provider}/{model.model}\"])")
+    egress_dir.mkdir(mode=0o755)
+    ledger = Ledger(egress_dir / LEDGER_NAME, keep_bodies=environ.get(KEEP_BODIES_ENV) == "1", secrets=secrets)
+    policy = Policy(model=model.model, model_provider=model.provider, budgets=budgets, price=price)
+    proxy = EgressProxy(endpoint, policy, ledger)
+    try:
+        if isolated:
+            shutil.copyfile(FORWARDER, egress_dir / FORWARDER.name)
+            proxy.listen_unix(egress_dir / SOCKET_NAME)
+            port = endpoint.inner_port()
+        else:
+            port = proxy.listen_tcp()
+        proxy.start()
+    except BaseException:
+        proxy.stop()
+        raise
+    return Egress(provider=provider, mode=mode, endpoint=endpoint, egress_dir=egress_dir, backend_dir=backend_dir,
+                  proxy=proxy, port=port)
