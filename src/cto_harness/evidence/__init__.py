@@ -21,7 +21,7 @@ from cto_harness.evidence._report import (
     UsageBlock,
     report_schema,
 )
-from cto_harness.evidence._rundir import LOCK_NAME, RunDir, create_run_dir, is_locked
+from cto_harness.evidence._rundir import LOCK_NAME, RunDir, claim_run_dir, create_run_dir, is_locked
 from cto_harness.evidence._verify import VerifyResult, load_report, verify_run
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "claim_run_dir",
     "collect_artifacts",
     "create_run_dir",
     "is_locked",

@@ -50,6 +50,19 @@ def create_run_dir(runs_dir: Path, fixture_id: str, *, now: datetime | None = No
     raise FileExistsError(f"no free run directory name under {runs_dir} for {base}")
 
 
+def claim_run_dir(path: Path, run_id: str) -> RunDir:
+    """Create exactly ``path`` (exclusive mkdir; parents made) and lock it, for a caller-chosen layout.
+
+    Raises:
+        FileExistsError: ``path`` exists already (a run dir is never reused).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir()
+    lock = open(path / LOCK_NAME, "wb")  # noqa: SIM115 - held for the run's lifetime
+    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return RunDir(path=path.resolve(), run_id=run_id, _lock=lock)
+
+
 def is_locked(run_dir: Path) -> bool:
     """True when a live harness holds the run dir's lock."""
     lock_path = run_dir / LOCK_NAME

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import threading
@@ -31,6 +32,7 @@ from cto_harness.evidence import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    claim_run_dir,
     create_run_dir,
     sha256_file,
     utc_now,
@@ -76,6 +78,8 @@ class RunRequest:
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     recover: bool = True
     """Finalise orphaned run dirs (no report, no live owner) in runs_dir first."""
+    run_dir: Path | None = None
+    """Exact run dir to create (must not exist) instead of a new name under runs_dir (jobs use this)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,10 @@ def run_stage2(request: RunRequest) -> RunResult:
         fixture_error = str(exc)
     fixture_id = fixture.id if fixture else fixture_path.name
 
-    run = create_run_dir(runs_dir, fixture_id)
+    if request.run_dir is not None:
+        run = claim_run_dir(request.run_dir, f"{request.run_dir.name}-{secrets.token_hex(6)}")
+    else:
+        run = create_run_dir(runs_dir, fixture_id)
     events = EventLog(run.path / "events.jsonl")
     state = RunState(
         run_id=run.run_id,
