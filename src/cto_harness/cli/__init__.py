@@ -26,6 +26,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "provider": ("cto_harness.cli.provider:provider_group", "Discover, build, admit and inspect providers."),
     "model-server": ("cto_harness.cli.model_server:model_server_command", "Serve a scripted model on loopback."),
     "certify": ("cto_harness.cli.certify:certify_command", "Run a real client on every built-in fixture."),
+    "job": ("cto_harness.cli.job:job_group", "Run agents x fixtures x attempts in parallel; resume, report, list."),
+    "index": ("cto_harness.cli.job:index_group", "Rebuild the jobs index (a cache of every trial)."),
 }
 
 

@@ -1,0 +1,71 @@
+"""One trial in its own process: ``python -m cto_harness.jobs._trial REQUEST_JSON``.
+
+A trial is exactly one Stage 2 run. It runs in a child process (not a thread of the
+coordinator) because ``run_stage2`` relies on process-wide state: SIGTERM/SIGINT raise
+``HarnessInterrupted`` only in the main thread, and the process is the subreaper of its
+provider. The child dies with its parent (PR_SET_PDEATHSIG → SIGTERM → an ``interrupted``
+report), so a SIGKILLed coordinator leaves no trial running on unsupervised.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+def request_json(provider: str, fixture: str, run_dir: Path, options: dict[str, Any]) -> str:
+    return json.dumps({"provider": provider, "fixture": fixture, "run_dir": str(run_dir),
+                       "options": options, "parent_pid": os.getpid()})
+
+
+def _die_with_parent(parent_pid: int) -> bool:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    return os.getppid() == parent_pid
+
+
+def main(argv: list[str]) -> int:
+    from cto_harness.core import ConfigError
+    from cto_harness.fixtures import UnknownFixtureError
+    from cto_harness.providers import RunOptions, UnknownProviderError
+    from cto_harness.runner import RunRequest, run_stage2
+    from cto_harness.proc import HarnessInterrupted, enable_subreaper, install_signal_handlers
+
+    request = json.loads(argv[0])
+    restore = install_signal_handlers()
+    try:
+        if not _die_with_parent(int(request["parent_pid"])):
+            print("trial: the coordinator is gone; not starting", file=sys.stderr)
+            return 4
+        enable_subreaper()
+        run_dir = Path(request["run_dir"])
+        run_stage2(RunRequest(
+            provider=request["provider"],
+            fixture=request["fixture"],
+            runs_dir=run_dir.parent,
+            run_dir=run_dir,
+            options=RunOptions(**request["options"]),
+            environ=dict(os.environ),
+            recover=False,
+        ))
+    except HarnessInterrupted as exc:
+        print(f"trial: interrupted by {exc.signame} before the run dir existed", file=sys.stderr)
+        return 4
+    except (UnknownFixtureError, UnknownProviderError, ConfigError) as exc:
+        print(f"trial: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        restore()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
