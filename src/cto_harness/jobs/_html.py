@@ -80,7 +80,7 @@ def _duration_chart(summary: dict[str, Any]) -> str:
     top = max(b[2] for b in bars) or 1.0
     label_w, bar_w, row_h = 260, 420, 22
     height = row_h * len(bars) + 24
-    parts = [f'<svg id="duration-chart" role="img" aria-label="mean trial duration" width="{label_w + bar_w + 120}" '
+    parts = [f'<svg id="duration-chart" role="img" aria-label="mean trial duration" width="{label_w + bar_w + 200}" '
              f'height="{height}" xmlns="http://www.w3.org/2000/svg">']
     for i, (label, mean, peak) in enumerate(bars):
         y = 4 + i * row_h

@@ -127,6 +127,10 @@ class JobOutcome:
 def make_executor(kind: str, concurrency: int, ray_address: str | None = None) -> Executor:
     if kind == "local":
         return LocalExecutor(concurrency)
+    if kind == "ray":
+        from cto_harness.jobs._ray import RayExecutor
+
+        return RayExecutor(address=ray_address, concurrency=concurrency)
     raise JobError(f"unknown executor {kind!r}; valid: local, ray")
 
 

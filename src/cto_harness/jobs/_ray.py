@@ -1,0 +1,221 @@
+"""The Ray executor: each trial is a Ray task on a worker that shares no filesystem with us.
+
+A worker runs the trial exactly as the local executor does (a trial process through the
+harness's bounded runner) in its own temp dir, then returns the run dir as a tar archive
+plus a manifest of file digests. The coordinator checks the archive against the manifest,
+unpacks it aside, runs ``verify`` on it and only then moves it into the job dir. Engine
+retries are off (``max_retries=0``): a lost worker or an archive that fails verification
+becomes a harness-side ``error`` trial (kept as evidence), never a silent re-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import os
+import secrets
+import shutil
+import signal
+import socket
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cto_harness.evidence import EventLog, atomic_write_text, claim_run_dir, verify_run
+from cto_harness.jobs._local import TrialTask, run_trial_process
+from cto_harness.jobs._plan import Trial
+from cto_harness.jobs._spec import AgentSpec
+
+QUARANTINE_DIR = "quarantine"
+POLL_S = 0.1
+JOB_ERROR_FILE = "backend/job-error.txt"
+
+
+class RayUnavailableError(RuntimeError):
+    """Ray is not installed (``pip install 'cto-harness[ray]'``)."""
+
+
+def _ship_environ(task: TrialTask) -> dict[str, str]:
+    """Only harness settings travel to a worker; the rest of its environment is its own."""
+    return {k: v for k, v in task.environ.items() if k.startswith("CTO_HARNESS_")}
+
+
+def run_remote_trial(payload: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """Worker side: run one trial in a private temp dir; return (tar archive, manifest)."""
+    from cto_harness.runner import recover_run
+
+    scratch = Path(tempfile.mkdtemp(prefix="cto-harness-ray-trial-"))
+    try:
+        trial = Trial(**payload["trial"])
+        run_dir = scratch / "run" / payload["dir_name"]
+        environ = dict(os.environ)
+        environ.update(payload["environ"])
+        task = TrialTask(trial=trial, run_dir=run_dir, agent=AgentSpec.model_validate(payload["agent"]),
+                         environ=environ, log_dir=scratch / "logs")
+        result = run_trial_process(task)
+        if run_dir.is_dir() and not (run_dir / "report.json").exists():
+            recover_run(run_dir)
+        buffer = io.BytesIO()
+        files: dict[str, str] = {}
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            if run_dir.is_dir():
+                archive.add(run_dir, arcname=run_dir.name)
+        buffer.seek(0)
+        with tarfile.open(fileobj=buffer, mode="r") as archive:
+            for member in archive.getmembers():
+                if member.isfile():
+                    handle = archive.extractfile(member)
+                    assert handle is not None
+                    files[member.name] = hashlib.sha256(handle.read()).hexdigest()
+        stderr = (task.log_dir / f"{run_dir.name}.stderr").read_bytes()[-2000:].decode("utf-8", "replace")
+        manifest = {"dir_name": run_dir.name, "files": files, "worker": socket.gethostname(),
+                    "exit_code": result.exit_code, "stderr_tail": stderr}
+        return buffer.getvalue(), manifest
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _check_archive(data: bytes, manifest: dict[str, Any]) -> str | None:
+    """The first way the archive disagrees with its manifest, or None."""
+    seen: dict[str, str] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
+            for member in archive.getmembers():
+                top = member.name.split("/", 1)[0]
+                if top != manifest.get("dir_name") or member.name.startswith("/") or ".." in member.name.split("/"):
+                    return f"archive member outside the run dir: {member.name!r}"
+                if member.isfile():
+                    handle = archive.extractfile(member)
+                    assert handle is not None
+                    seen[member.name] = hashlib.sha256(handle.read()).hexdigest()
+                elif not (member.isdir() or member.issym()):
+                    return f"archive member of an unexpected kind: {member.name!r}"
+    except (tarfile.TarError, OSError) as exc:
+        return f"archive unreadable: {exc}"
+    expected = manifest.get("files")
+    if not isinstance(expected, dict):
+        return "manifest has no file list"
+    for name in sorted(set(seen) | set(expected)):
+        if seen.get(name) != expected.get(name):
+            return f"archive and manifest differ at {name!r}"
+    return None
+
+
+def place_archive(task: TrialTask, job_dir: Path, data: bytes, manifest: dict[str, Any]) -> str | None:
+    """Verify an archive and move its run dir into place; on failure keep it aside and return why."""
+    staging = task.run_dir.parent / f".incoming-{task.run_dir.name}-{secrets.token_hex(4)}"
+    staging.mkdir(parents=True)
+    problem = _check_archive(data, manifest)
+    if problem is None:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
+            archive.extractall(staging, filter="tar")
+        unpacked = staging / str(manifest["dir_name"])
+        if not unpacked.is_dir():
+            problem = "archive holds no run dir"
+        else:
+            checked = verify_run(unpacked)
+            if checked.ok:
+                os.rename(unpacked, task.run_dir)
+                shutil.rmtree(staging)
+                return None
+            problem = f"run dir fails verify: {checked.problems[0]}"
+    name = staging.name.removeprefix(".incoming-")
+    aside = job_dir / QUARANTINE_DIR / task.trial.agent / task.trial.fixture_key / name
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(staging, aside)
+    (aside.parent / f"{aside.name}.tar").write_bytes(data)
+    return f"{problem}; the archive is kept at {aside.relative_to(job_dir)}"
+
+
+def record_error_trial(task: TrialTask, reason: str) -> None:
+    """A harness-side ``error`` trial (no usable run dir came back): a report says why."""
+    from cto_harness.runner import recover_run
+
+    run = claim_run_dir(task.run_dir, f"{task.run_dir.name}-{secrets.token_hex(6)}")
+    try:
+        events = EventLog(run.path / "events.jsonl")
+        events.emit("run_started", run_id=run.run_id, fixture=task.trial.fixture_key, provider=task.agent.provider,
+                    lane="fake" if task.agent.provider == "fake" else "real", harness_pid=os.getpid())
+        events.emit("job_trial_error", reason=reason)
+        events.close()
+        atomic_write_text(run.path / JOB_ERROR_FILE, reason + "\n")
+    finally:
+        run.release()
+    recover_run(run.path)
+
+
+class RayExecutor:
+    """Runs trials as Ray tasks (``max_retries=0``), at most ``concurrency`` in flight."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, concurrency: int = 2) -> None:
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.concurrency = max(1, concurrency)
+        self.startup_s: float | None = None
+
+    def run(self, tasks: list[TrialTask], on_done: Callable[[TrialTask], None], stop: threading.Event) -> None:
+        try:
+            ray: Any = importlib.import_module("ray")
+        except ImportError as exc:
+            raise RayUnavailableError("the ray executor needs Ray: pip install 'cto-harness[ray]'") from exc
+        if not tasks:
+            return
+        job_dir = tasks[0].run_dir.parents[3]
+        started = time.monotonic()
+        main = threading.current_thread() is threading.main_thread()
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+        owned = not ray.is_initialized()
+        if owned:
+            local = {} if self.address else {"num_cpus": self.concurrency, "include_dashboard": False}
+            ray.init(address=self.address, log_to_driver=False, configure_logging=False, **local)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)  # ray.init installs its own SIGTERM handler: ours stop the job cleanly
+        self.startup_s = time.monotonic() - started
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_remote_trial)
+        try:
+            self._drive(ray, remote, tasks, on_done, stop, job_dir)
+        finally:
+            if owned:
+                ray.shutdown()
+
+    def _drive(self, ray: Any, remote: Any, tasks: list[TrialTask], on_done: Callable[[TrialTask], None],
+               stop: threading.Event, job_dir: Path) -> None:
+        queue = list(reversed(tasks))
+        flight: dict[Any, TrialTask] = {}
+        cancelled = False
+        while queue or flight:
+            while queue and len(flight) < self.concurrency and not stop.is_set():
+                task = queue.pop()
+                payload = {"trial": {"agent": task.trial.agent, "fixture": task.trial.fixture,
+                                     "attempt": task.trial.attempt},
+                           "dir_name": task.run_dir.name, "agent": task.agent.model_dump(mode="json"),
+                           "environ": _ship_environ(task)}
+                flight[remote.remote(payload)] = task
+            if stop.is_set():
+                queue.clear()
+                if not cancelled:
+                    for ref in flight:
+                        ray.cancel(ref, force=False)
+                    cancelled = True
+            if not flight:
+                break
+            done, _ = ray.wait(list(flight), num_returns=1, timeout=POLL_S)
+            for ref in done:
+                task = flight.pop(ref)
+                try:
+                    data, manifest = ray.get(ref)
+                except Exception as exc:
+                    why = "cancelled (job stopped)" if stop.is_set() else "the Ray task failed (worker lost?)"
+                    record_error_trial(task, f"{why}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+                else:
+                    problem = place_archive(task, job_dir, data, manifest)
+                    if problem is not None:
+                        record_error_trial(task, f"the worker's archive was rejected: {problem}")
+                on_done(task)
+
