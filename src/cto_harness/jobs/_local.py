@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -14,12 +15,17 @@ from pathlib import Path
 
 from cto_harness.jobs._plan import Trial
 from cto_harness.jobs._spec import AgentSpec
-from cto_harness.jobs._trial import request_json
 from cto_harness.proc import ProcessResult, run_bounded
 
 TRIAL_WALL_LIMIT_S = 6 * 3600.0
 """Safety net around a trial process; a trial's own provider and test timeouts apply inside."""
 POLL_S = 0.1
+
+
+def request_json(provider: str, fixture: str, run_dir: Path, options: dict[str, object]) -> str:
+    """The trial process's one argument (see ``cto_harness.jobs._trial``)."""
+    return json.dumps({"provider": provider, "fixture": fixture, "run_dir": str(run_dir),
+                       "options": options, "parent_pid": os.getpid()})
 
 
 @dataclass(frozen=True)

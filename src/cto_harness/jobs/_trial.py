@@ -15,14 +15,8 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 _PR_SET_PDEATHSIG = 1
-
-
-def request_json(provider: str, fixture: str, run_dir: Path, options: dict[str, Any]) -> str:
-    return json.dumps({"provider": provider, "fixture": fixture, "run_dir": str(run_dir),
-                       "options": options, "parent_pid": os.getpid()})
 
 
 def _die_with_parent(parent_pid: int) -> bool:

@@ -1,0 +1,124 @@
+"""Benchmark (not a test): a job's wall time against the floor, parallel efficiency, Ray overhead.
+
+    python bench/bench_jobs.py [--trials 20] [--concurrency 2] [--repeat 3] [--efficiency] [--ray]
+
+- floor: the fixture's own test command on a fixed copy, ``trials`` times, ``concurrency`` at a time;
+- separate: ``trials`` separate ``cto-harness run`` processes, ``concurrency`` at a time;
+- job: one ``cto-harness job run`` of ``trials`` attempts at ``concurrency`` (goal <= 1.3x the floor);
+- --efficiency: the same job at concurrency 1, efficiency = t(1) / (concurrency * t(concurrency)) (goal >= 85 %);
+- --ray: the same job on a local Ray cluster; start-up is quoted apart (goal <= 5 % over local after it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def _quiet(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+    subprocess.run(argv, cwd=cwd, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _in_parallel(jobs: list[tuple[list[str], Path | None]], concurrency: int) -> float:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda job: _quiet(*job), jobs))
+    return time.perf_counter() - start
+
+
+def floor(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> float:
+    from cto_harness.fixtures import load_fixture, resolve_fixture, test_argv
+
+    fixture = load_fixture(resolve_fixture(fixture_id), builtin=True)
+    jobs: list[tuple[list[str], Path | None]] = []
+    for i in range(trials):
+        work = scratch / f"bare-{time.perf_counter_ns()}-{i}"
+        shutil.copytree(fixture.repo_dir, work)
+        subprocess.run(["git", "apply", str(fixture.solution_patch)], cwd=work, check=True)
+        jobs.append((test_argv(fixture), work))
+    return _in_parallel(jobs, concurrency)
+
+
+def separate(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> float:
+    cli = [sys.executable, "-m", "cto_harness", "run", "--fixture", fixture_id, "--runs-dir", str(scratch / "runs")]
+    return _in_parallel([(cli, None) for _ in range(trials)], concurrency)
+
+
+def job(fixture_id: str, trials: int, concurrency: int, scratch: Path, executor: str = "local") -> tuple[float, float]:
+    """Wall time of one job (and the Ray start-up inside it, 0 for local)."""
+    from cto_harness.jobs import LocalExecutor, create_job, parse_spec, run_job
+    from cto_harness.jobs._ray import RayExecutor
+
+    spec = parse_spec({"name": f"bench-{executor}", "fixtures": [fixture_id], "attempts": trials,
+                       "concurrency": concurrency, "agents": [{"name": "fake", "provider": "fake"}]})
+    job_dir = create_job(spec, scratch / "jobs")
+    runner = LocalExecutor(concurrency) if executor == "local" else RayExecutor(concurrency=concurrency)
+    start = time.perf_counter()
+    outcome = run_job(job_dir, executor=runner)
+    wall = time.perf_counter() - start
+    assert outcome.summary["verdicts"] == {"pass": trials}, outcome.summary["verdicts"]
+    startup = getattr(runner, "startup_s", None) or 0.0
+    return wall, startup
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--fixture", default="r1-string-slugify")
+    parser.add_argument("--efficiency", action="store_true", help="also run the job at concurrency 1")
+    parser.add_argument("--ray", action="store_true", help="also run the job on a local Ray cluster")
+    parser.add_argument("--skip-separate", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("CTO_HARNESS_HOME", tempfile.mkdtemp(prefix="cto-bench-home-"))
+    results: dict[str, list[float]] = {}
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory(prefix="cto-bench-jobs-") as tmp:
+            scratch = Path(tmp)
+            results.setdefault("floor", []).append(floor(args.fixture, args.trials, args.concurrency, scratch))
+            if not args.skip_separate:
+                results.setdefault("separate", []).append(
+                    separate(args.fixture, args.trials, args.concurrency, scratch))
+            results.setdefault("job", []).append(job(args.fixture, args.trials, args.concurrency, scratch)[0])
+            if args.efficiency:
+                results.setdefault("job_c1", []).append(job(args.fixture, args.trials, 1, scratch)[0])
+            if args.ray:
+                wall, startup = job(args.fixture, args.trials, args.concurrency, scratch, "ray")
+                results.setdefault("ray_startup", []).append(startup)
+                results.setdefault("ray_after_startup", []).append(wall - startup)
+
+    def span(name: str) -> str:
+        values = results[name]
+        return f"{statistics.median(values):7.2f} s (min {min(values):.2f}, max {max(values):.2f})"
+
+    f = results["floor"]
+    print(f"{args.trials} trials of {args.fixture} at concurrency {args.concurrency}, {args.repeat} repeats")
+    print(f"floor (bare tests, {args.concurrency} at a time): {span('floor')}")
+    if "separate" in results:
+        ratios = [s / b for s, b in zip(results["separate"], f, strict=True)]
+        print(f"separate `run` processes:       {span('separate')}  ratio {min(ratios):.2f}-{max(ratios):.2f}x")
+    ratios = [j / b for j, b in zip(results["job"], f, strict=True)]
+    print(f"one `job run`:                  {span('job')}  ratio {min(ratios):.2f}-{max(ratios):.2f}x (goal <= 1.3x)")
+    if "job_c1" in results:
+        eff = [c1 / (args.concurrency * cn) for c1, cn in zip(results["job_c1"], results["job"], strict=True)]
+        print(f"job at concurrency 1:           {span('job_c1')}  efficiency "
+              f"{min(eff) * 100:.0f}-{max(eff) * 100:.0f} % (goal >= 85 %)")
+    if "ray_startup" in results:
+        over = [r / j - 1 for r, j in zip(results["ray_after_startup"], results["job"], strict=True)]
+        print(f"ray start-up:                   {span('ray_startup')}")
+        print(f"ray job after start-up:         {span('ray_after_startup')}  overhead "
+              f"{min(over) * 100:+.0f} to {max(over) * 100:+.0f} % vs local (goal <= 5 %)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
