@@ -3,6 +3,7 @@ archives verified before placement, a tampered archive kept aside and reported a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -45,6 +46,22 @@ def test_ray_job_equals_the_local_job(tmp_path: Path) -> None:
     assert not (ray_dir / "quarantine").exists()
 
 
+def _flip_patch(data: bytes, manifest: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """Change patch.diff inside the archive and list the new digests (archive and manifest agree)."""
+    out = io.BytesIO()
+    files = {}
+    with tarfile.open(fileobj=io.BytesIO(data)) as source, tarfile.open(fileobj=out, mode="w") as sink:
+        for member in source.getmembers():
+            handle = source.extractfile(member) if member.isfile() else None
+            content = handle.read() if handle else None
+            if content is not None:
+                if member.name.endswith("/patch.diff"):
+                    content = content.replace(b"+", b"-", 1)
+                files[member.name] = hashlib.sha256(content).hexdigest()
+            sink.addfile(member, io.BytesIO(content) if content is not None else None)
+    return out.getvalue(), {**manifest, "files": files}
+
+
 def test_a_tampered_archive_is_kept_aside_and_reported_as_error(tmp_path: Path) -> None:
     """Workers share no filesystem with the coordinator: what comes back is checked, then verified."""
     import ray as ray_module
@@ -59,22 +76,7 @@ def test_a_tampered_archive_is_kept_aside_and_reported_as_error(tmp_path: Path) 
             original = run_remote_trial
 
             def tampered(payload: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
-                data, manifest = original(payload)
-                source = tarfile.open(fileobj=io.BytesIO(data))
-                out = io.BytesIO()
-                with tarfile.open(fileobj=out, mode="w") as sink:
-                    for member in source.getmembers():
-                        body = source.extractfile(member) if member.isfile() else None
-                        content = body.read() if body else None
-                        if member.name.endswith("/patch.diff") and content is not None:
-                            content = content.replace(b"+", b"-", 1)
-                        sink.addfile(member, io.BytesIO(content) if content is not None else None)
-                import hashlib
-                manifest["files"] = {m.name: hashlib.sha256(tarfile.open(fileobj=io.BytesIO(out.getvalue()))
-                                                            .extractfile(m).read()).hexdigest()  # type: ignore[union-attr]
-                                     for m in tarfile.open(fileobj=io.BytesIO(out.getvalue())).getmembers()
-                                     if m.isfile()}
-                return out.getvalue(), manifest
+                return _flip_patch(*original(payload))
 
             import cto_harness.jobs._ray as module
             module.run_remote_trial = tampered  # type: ignore[assignment]
