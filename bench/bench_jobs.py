@@ -54,8 +54,7 @@ def separate(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> f
 
 def job(fixture_id: str, trials: int, concurrency: int, scratch: Path, executor: str = "local") -> tuple[float, float]:
     """Wall time of one job (and the Ray start-up inside it, 0 for local)."""
-    from cto_harness.jobs import LocalExecutor, create_job, parse_spec, run_job
-    from cto_harness.jobs._ray import RayExecutor
+    from cto_harness.jobs import LocalExecutor, RayExecutor, create_job, parse_spec, run_job
 
     spec = parse_spec({"name": f"bench-{executor}", "fixtures": [fixture_id], "attempts": trials,
                        "concurrency": concurrency, "agents": [{"name": "fake", "provider": "fake"}]})

@@ -66,8 +66,10 @@ def test_a_tampered_archive_is_kept_aside_and_reported_as_error(tmp_path: Path) 
     """Workers share no filesystem with the coordinator: what comes back is checked, then verified."""
     import ray as ray_module
 
-    from cto_harness.jobs import LocalExecutor, create_job, parse_spec, run_job
-    from cto_harness.jobs._ray import RayExecutor, run_remote_trial
+    import cto_harness.jobs._ray as module
+    from cto_harness.jobs import LocalExecutor, RayExecutor, create_job, parse_spec, run_job
+
+    run_remote_trial = module.run_remote_trial
 
     class TamperingExecutor(RayExecutor):
         """Runs the real worker function, then flips a byte in the returned archive and its manifest."""
@@ -78,7 +80,6 @@ def test_a_tampered_archive_is_kept_aside_and_reported_as_error(tmp_path: Path) 
             def tampered(payload: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
                 return _flip_patch(*original(payload))
 
-            import cto_harness.jobs._ray as module
             module.run_remote_trial = tampered  # type: ignore[assignment]
             try:
                 super().run(tasks, on_done, stop)
@@ -106,3 +107,35 @@ def test_a_tampered_archive_is_kept_aside_and_reported_as_error(tmp_path: Path) 
     again = run_job(job_dir, executor=LocalExecutor(1), environ={"CTO_HARNESS_HOME": str(tmp_path / "home")})
     assert again.summary["verdicts"] == {"pass": 1}
     assert json.loads((job_dir / "summary.json").read_text())["rows"][0]["trials"][0]["run_dir"].endswith("retry-1")
+
+
+def test_a_lost_worker_is_an_error_trial_never_a_silent_rerun(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    import ray as ray_module
+
+    import cto_harness.jobs._ray as module
+    from cto_harness.jobs import RayExecutor, create_job, parse_spec, run_job
+
+    original = module.run_remote_trial
+
+    def dies(payload: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("unreachable")
+
+    spec = parse_spec({"name": "lost", "fixtures": ["r1-string-slugify"], "attempts": 1,
+                       "agents": [{"name": "fixer", "provider": "fake", "scenario": "fix"}]})
+    job_dir = create_job(spec, tmp_path / "jobs")
+    module.run_remote_trial = dies  # type: ignore[assignment]
+    try:
+        outcome = run_job(job_dir, executor=RayExecutor(address=None, concurrency=2),
+                          environ={"CTO_HARNESS_HOME": str(tmp_path / "home")})
+    finally:
+        module.run_remote_trial = original
+        ray_module.shutdown()
+    assert outcome.summary["verdicts"] == {"error": 1}
+    run_dir = job_dir / "trials/fixer/r1-string-slugify/attempt-1"
+    assert "the Ray task failed" in (run_dir / "backend/job-error.txt").read_text()
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["attempt-1"], "the engine must not retry"
+    assert report(run_dir)["verdict"] == "error"

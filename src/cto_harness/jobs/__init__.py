@@ -18,6 +18,7 @@ from cto_harness.jobs._job import (
 )
 from cto_harness.jobs._local import LocalExecutor, TrialTask
 from cto_harness.jobs._plan import Trial, assess, latest_dir, plan, trial_dirs
+from cto_harness.jobs._ray import RayExecutor, RayUnavailableError
 from cto_harness.jobs._spec import AgentSpec, JobSpec, SpecError, fixture_key, load_spec, parse_spec
 from cto_harness.jobs._summary import (
     SUMMARY_FILE,
@@ -40,6 +41,8 @@ __all__ = [
     "JobSpec",
     "LocalExecutor",
     "Progress",
+    "RayExecutor",
+    "RayUnavailableError",
     "RebuildResult",
     "SpecError",
     "Trial",

@@ -29,9 +29,9 @@ def _die_with_parent(parent_pid: int) -> bool:
 def main(argv: list[str]) -> int:
     from cto_harness.core import ConfigError
     from cto_harness.fixtures import UnknownFixtureError
+    from cto_harness.proc import HarnessInterrupted, enable_subreaper, install_signal_handlers
     from cto_harness.providers import RunOptions, UnknownProviderError
     from cto_harness.runner import RunRequest, run_stage2
-    from cto_harness.proc import HarnessInterrupted, enable_subreaper, install_signal_handlers
 
     request = json.loads(argv[0])
     restore = install_signal_handlers()
