@@ -14,17 +14,31 @@ from cto_harness.proc._bounded import (
     run_bounded,
 )
 from cto_harness.proc._run import Captured, read_capped, run_captured, run_to_log
+from cto_harness.proc._sandbox import INSTALL_HINT as SANDBOX_INSTALL_HINT
 from cto_harness.proc._sandbox import MODES as SANDBOX_MODES
-from cto_harness.proc._sandbox import Sandbox, SandboxUnavailableError, choose_sandbox, wrap
+from cto_harness.proc._sandbox import (
+    NETWORKS,
+    Network,
+    Sandbox,
+    SandboxUnavailableError,
+    choose_sandbox,
+    probe_bwrap,
+    runtime_paths,
+    runtime_prefix,
+    wrap,
+)
 
 __all__ = [
     "KILL_WAIT_S",
+    "NETWORKS",
+    "SANDBOX_INSTALL_HINT",
     "SANDBOX_MODES",
     "TAG_ENV",
     "TERM_GRACE_S",
     "Captured",
     "CapturedStream",
     "HarnessInterrupted",
+    "Network",
     "ProcessResult",
     "Sandbox",
     "SandboxUnavailableError",
@@ -33,10 +47,13 @@ __all__ = [
     "enable_subreaper",
     "install_signal_handlers",
     "kill_process_tree",
+    "probe_bwrap",
     "process_alive_with_tag",
     "read_capped",
     "run_bounded",
     "run_captured",
     "run_to_log",
+    "runtime_paths",
+    "runtime_prefix",
     "wrap",
 ]

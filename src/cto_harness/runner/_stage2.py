@@ -61,6 +61,7 @@ from cto_harness.providers import (
 from cto_harness.runner._finalize import RunState, redact_text, write_report
 from cto_harness.runner._grading import Grade, run_grading
 from cto_harness.runner._recover import recover_runs
+from cto_harness.runner._sandbox_policy import SandboxPolicy, provider_policy
 from cto_harness.runner._workspace import compute_changes, init_baseline
 
 DEFAULT_MAX_OUTPUT_BYTES = 10 * 1024 * 1024
@@ -208,7 +209,7 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
     state.secrets = [s for s in invocation.secrets if s]
     _record_invocation(ctx, invocation, state)
     try:
-        sandbox = choose_sandbox(request.environ)
+        sandbox = choose_sandbox(request.environ, required=state.lane != "fake")
     except SandboxUnavailableError as exc:
         reason = f"{exc}; no provider process was started"
         atomic_write_text(ctx.backend_dir / "provider-unavailable.txt", reason + "\n")
@@ -216,7 +217,8 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
         return
     if not _digest_still_admitted(invocation, ctx, state, events):
         return
-    result = _execute(invocation, ctx, state, events, request.max_output_bytes, sandbox)
+    policy = provider_policy(ctx, invocation, gate, request.runs_dir.resolve())
+    result = _execute(invocation, ctx, state, events, request.max_output_bytes, sandbox, policy)
     if result is None:
         return
     if result.interrupted:
@@ -310,7 +312,7 @@ def _digest_still_admitted(invocation: Invocation, ctx: RunContext, state: RunSt
 
 
 def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: EventLog,
-             max_output_bytes: int, sandbox: Sandbox) -> ProcessResult | None:
+             max_output_bytes: int, sandbox: Sandbox, policy: SandboxPolicy) -> ProcessResult | None:
     argv = [redact_text(a, state.secrets) for a in invocation.argv]
     state.backend = BackendBlock(timeout_s=invocation.timeout_s, argv=argv, sandbox=sandbox.kind)
     env = dict(invocation.env)
@@ -327,7 +329,8 @@ def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: E
 
     try:
         result = run_bounded(
-            wrap(invocation.argv, sandbox, writable=[ctx.workspace, ctx.task_dir, ctx.backend_dir]),
+            wrap(invocation.argv, sandbox, writable=policy.writable, readable=policy.readable,
+                 hidden=policy.hidden, network=policy.network, cwd=invocation.cwd),
             cwd=invocation.cwd,
             env=env,
             timeout_s=invocation.timeout_s,
