@@ -84,8 +84,17 @@ class TestsBlock(_Strict):
     duration_s: float | None = None
     counts: TestCounts | None = None
     tampered_files: list[str] = Field(default_factory=list)
-    """Grading test files the agent changed; restored from the pristine fixture before grading."""
+    """Changes the verifier did not apply (grading tests, test config): same as ``dropped_changes``."""
     command: list[str] | None = None
+    expected: int | None = None
+    """How many test node ids must pass (from the fixture manifest or its reference solution)."""
+    expected_source: Literal["manifest", "reference"] | None = None
+    passed_ids: int | None = None
+    """How many expected node ids the verifier's result channel reported passed."""
+    missing: list[str] = Field(default_factory=list)
+    """Expected node ids not reported passed (at most 100 listed; see ``grading/verifier.json``)."""
+    dropped_changes: list[str] = Field(default_factory=list)
+    """Files of the patch the verifier did not apply: grading tests, test dirs, pytest/Python config."""
 
 
 class Artifact(_Strict):

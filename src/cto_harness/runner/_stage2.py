@@ -28,7 +28,6 @@ from cto_harness.evidence import (
     ProviderBlock,
     Report,
     StreamInfo,
-    TestsBlock,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
@@ -59,7 +58,7 @@ from cto_harness.providers import (
     get_provider,
 )
 from cto_harness.runner._finalize import RunState, redact_text, write_report
-from cto_harness.runner._grading import Grade, run_grading
+from cto_harness.runner._grading import Grade, run_grading, tests_block
 from cto_harness.runner._recover import recover_runs
 from cto_harness.runner._sandbox_policy import SandboxPolicy, provider_policy
 from cto_harness.runner._workspace import compute_changes, init_baseline
@@ -228,11 +227,10 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
     state.agent_result = outcome.agent_result
     if outcome.usage is not None:
         state.usage = outcome.usage
-    _collect_changes(ctx, invocation, baseline, state, events)
-    grade = run_grading(fixture, ctx.workspace, run_dir / "grading", run_dir / "grading" / "home",
-                        tag=f"{state.run_id}-grading")
+    patch = _collect_changes(ctx, invocation, baseline, state, events)
+    grade = run_grading(fixture, patch, run_dir / "grading", sandbox, ctx.harness_home, tag=f"{state.run_id}-grading")
     _record_grade(grade, state, events)
-    if grade.result.interrupted:
+    if grade.result is not None and grade.result.interrupted:
         raise HarnessInterrupted(grade.result.interrupted)
     _decide(result, outcome.failure_class, list(outcome.reasons), state)
 
@@ -390,7 +388,7 @@ def _keep_state_dirs(ctx: RunContext, invocation: Invocation) -> None:
 
 
 def _collect_changes(ctx: RunContext, invocation: Invocation, baseline: str, state: RunState,
-                     events: EventLog) -> None:
+                     events: EventLog) -> bytes:
     changes = compute_changes(ctx.workspace, state.run_dir / "baseline.git", baseline,
                               exclude_dirs=list(invocation.state_dirs))
     atomic_write_bytes(state.run_dir / "patch.diff", changes.patch)
@@ -401,29 +399,19 @@ def _collect_changes(ctx: RunContext, invocation: Invocation, baseline: str, sta
         excluded=sorted(invocation.state_dirs),
     )
     events.emit("changes_computed", files=changes.files, patch_bytes=len(changes.patch))
+    return changes.patch
 
 
 def _record_grade(grade: Grade, state: RunState, events: EventLog) -> None:
-    result = grade.result
-    passed = result.exit_code == 0 and not result.timed_out and not result.interrupted
-    state.tests = TestsBlock(
-        ran=True,
-        passed=passed,
-        exit_code=result.exit_code,
-        timed_out=result.timed_out,
-        timeout_s=grade.timeout_s,
-        duration_s=round(result.duration_s, 6),
-        counts=grade.counts,
-        tampered_files=grade.tampered_files,
-        command=grade.argv,
-    )
-    if grade.tampered_files:
-        state.reasons.append(
-            "agent modified grading tests (restored from the pristine fixture before grading): "
-            + ", ".join(grade.tampered_files))
-    events.emit("tests_finished", passed=passed, exit_code=result.exit_code, timed_out=result.timed_out,
+    state.tests = tests = tests_block(grade)
+    if grade.dropped:
+        state.reasons.append("the verifier did not apply the agent's changes to grading tests and test "
+                             "configuration: " + ", ".join(grade.dropped))
+    state.reasons.extend(f"verifier: {problem}" for problem in grade.problems)
+    events.emit("tests_finished", passed=tests.passed, exit_code=tests.exit_code, timed_out=tests.timed_out,
                 counts=grade.counts.model_dump() if grade.counts else None,
-                tampered_files=grade.tampered_files)
+                tampered_files=grade.dropped, expected=tests.expected, passed_ids=tests.passed_ids,
+                missing=len(grade.missing))
 
 
 def _decide(result: ProcessResult, protocol_failure: str | None, protocol_reasons: list[str],
@@ -439,8 +427,7 @@ def _decide(result: ProcessResult, protocol_failure: str | None, protocol_reason
     elif state.changes.patch_bytes == 0:
         state.decide("fail", "no-changes", "the provider changed nothing in the workspace")
     elif not state.tests.passed:
-        why = "timed out" if state.tests.timed_out else f"exited {state.tests.exit_code}"
-        state.decide("fail", "tests-failed", f"fixture tests failed ({why})")
+        state.decide("fail", "tests-failed", "fixture tests did not pass in the isolated verifier")
     else:
         state.decide("pass", None, "provider completed, patch non-empty, fixture tests pass")
     state.reasons.extend(protocol_reasons)
@@ -449,6 +436,6 @@ def _decide(result: ProcessResult, protocol_failure: str | None, protocol_reason
                              f"the harness killed them: {list(result.leftover_pids)}")
     if state.verdict != "pass" and state.tests.ran:
         state.reasons.append(f"fixture tests {'passed' if state.tests.passed else 'failed'} "
-                             "on the state the provider left")
+                             "on the provider's patch in the isolated verifier")
 
 

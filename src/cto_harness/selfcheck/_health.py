@@ -9,6 +9,7 @@ says exactly the expected verdict and failure class. Runs shared by several chec
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -127,6 +128,31 @@ def digest_mismatch_blocks(lab: Lab) -> CheckResult:
     from cto_harness.selfcheck._validate_case import tampered_digest
 
     return tampered_digest(lab)
+
+
+EXIT_ZERO_AGENTS = {
+    "exit_at_import": "import os\nos._exit(0)\n",
+    "atexit_after_failures": "import atexit, os\natexit.register(os._exit, 0)\n",
+}
+"""What a hostile agent prepends to ``strings.py`` (fixing nothing) to make the test command exit 0."""
+
+
+@health_check("grader_resists_exit_zero")
+def grader_resists_exit_zero(lab: Lab) -> CheckResult:
+    """A test command forced to exit 0 without a fix still fails: the verifier reads each test's result."""
+    parts = {}
+    for name, prelude in EXIT_ZERO_AGENTS.items():
+        script = lab.bin_dir / f"exit-zero-{name}"
+        script.write_text(f"#!{sys.executable}\nimport pathlib, sys\n"
+                          "path = pathlib.Path(sys.argv[1]) / 'strings.py'\n"
+                          f"path.write_text({prelude!r} + path.read_text())\n", encoding="utf-8")
+        script.chmod(0o755)
+        environ = {**lab.base_environ(), "CTO_HARNESS_COMMAND_BIN": str(script),
+                   "CTO_HARNESS_COMMAND_ARGS": "{workspace}", "CTO_HARNESS_COMMAND_MODEL_PROVIDER": "local",
+                   "CTO_HARNESS_COMMAND_MODEL": "none", "CTO_HARNESS_ALLOW_UNADMITTED": "1"}
+        result = lab.run(f"command-exit-zero-{name}", provider="command", environ=environ)
+        parts[name] = observe(result, Expectation("fail", "tests-failed", lane="unadmitted", tests_ran=True))
+    return combine(parts)
 
 
 def _register_real_clients() -> None:

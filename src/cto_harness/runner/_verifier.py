@@ -1,0 +1,367 @@
+"""The isolated verifier: grade a fresh pristine copy plus the agent's patch, never the workspace.
+
+What the agent left in its workspace is evidence, not something to run. The verifier
+copies the pristine fixture, applies the agent's patch with harness-side git (no agent
+configuration exists there to run), leaves out every change to the grading tests and to
+files Python or pytest load on their own (``DROPPED_NAMES``, ``.pth`` files, anything in a
+test directory, new test files), and refuses a patch that cannot carry the code it stands
+for (a nested repository, a symlink leading out of the copy). It then runs pytest on the
+copy inside the sandbox (no network, writable: the copy and a private tmp), in isolated
+mode with plugin autoload off, bounded in time and output, and reads each test's outcome
+from a channel its own plugin writes (``_verifier_plugin.py``). A pass needs exit 0, a
+finished session, no collection error and every expected test reported passed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+import shutil
+import stat
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from cto_harness.evidence import TestCounts, atomic_write_json
+from cto_harness.fixtures import Fixture, FixtureError, copy_repo, read_pristine
+from cto_harness.proc import ProcessResult, Sandbox, run_bounded, run_captured, runtime_paths, wrap
+from cto_harness.runner._verifier_plugin import CHANNEL_ENV
+from cto_harness.runner._workspace import git_env
+
+PLUGIN_SCRIPT = Path(__file__).resolve().with_name("_verifier_plugin.py")
+DROPPED_NAMES = frozenset({
+    "conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml",
+    "sitecustomize.py", "usercustomize.py",
+})
+"""Files Python or pytest load without the code under test importing them: never applied."""
+CONFIG_MARKERS = {"pytest.ini": b"", ".pytest.ini": b"", "pyproject.toml": b"[tool.pytest",
+                  "tox.ini": b"[pytest]", "setup.cfg": b"[tool:pytest]"}
+"""A root file pytest adopts as its config (when it holds the marker)."""
+MAX_OUTPUT_BYTES = 4 * 1024 * 1024
+MAX_CHANNEL_BYTES = 16 * 1024 * 1024
+MAX_LISTED_MISSING = 100
+GIT_TIMEOUT_S = 120.0
+EXPECTED_CACHE_FORMAT = 1
+_GITLINK = re.compile(rb"^(?:new file mode|deleted file mode|old mode|new mode) 160000$"
+                      rb"|^index [0-9a-f]+\.\.[0-9a-f]+ 160000$", re.MULTILINE)
+
+
+class VerifierRefusal(Exception):
+    """The change cannot be graded faithfully; the message says why (the run fails closed)."""
+
+
+@dataclass
+class Verification:
+    """What the verifier saw; ``passed`` only when every rule held."""
+
+    argv: list[str]
+    timeout_s: float
+    result: ProcessResult | None = None
+    passed: bool = False
+    problems: list[str] = field(default_factory=list)
+    counts: TestCounts | None = None
+    expected: list[str] = field(default_factory=list)
+    expected_source: Literal["manifest", "reference"] | None = None
+    passed_ids: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+
+def verify_change(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, harness_home: Path,
+                  *, tag: str) -> Verification:
+    """Grade ``patch`` on a fresh copy of ``fixture`` under ``out_dir``; never raises for agent input.
+
+    Raises:
+        HarnessInterrupted: not raised; an interrupted run sets ``result.interrupted``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check = _run_tests(fixture, patch, out_dir, sandbox, tag=tag)
+    if check.result is None or check.result.interrupted:
+        _write_summary(out_dir, check)
+        return check
+    try:
+        check.expected, check.expected_source = _expected(fixture, out_dir / "reference", sandbox, harness_home,
+                                                         tag=f"{tag}-reference")
+    except VerifierRefusal as exc:
+        check.problems.append(str(exc))
+    passed = set(check.passed_ids)
+    check.missing = [nodeid for nodeid in check.expected if nodeid not in passed]
+    if check.expected and check.missing:
+        shown = ", ".join(check.missing[:3]) + (" ..." if len(check.missing) > 3 else "")
+        check.problems.append(f"{len(check.missing)} of {len(check.expected)} expected tests were not "
+                              f"reported passed: {shown}")
+    check.passed = not check.problems and bool(check.expected)
+    _write_summary(out_dir, check)
+    return check
+
+
+def dropped_change(rel: str, fixture: Fixture) -> bool:
+    """True for a path whose change the verifier never applies."""
+    path = PurePosixPath(rel)
+    name = path.name
+    if rel in fixture.grading_tests or name in DROPPED_NAMES or name.endswith(".pth"):
+        return True
+    if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py")):
+        return True
+    return any(rel == d or rel.startswith(d + "/") for d in _test_dirs(fixture))
+
+
+def _test_dirs(fixture: Fixture) -> set[str]:
+    return {parent for rel in fixture.grading_tests if (parent := posixpath.dirname(rel))}
+
+
+def _run_tests(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, *, tag: str) -> Verification:
+    tree, tmp = out_dir / "tree", out_dir / "tmp"
+    argv = _pytest_argv(fixture, tree)
+    check = Verification(argv=argv, timeout_s=fixture.test_timeout_s)
+    for directory in (tree, tmp):
+        if directory.exists():
+            shutil.rmtree(directory)
+    tmp.mkdir(parents=True)
+    try:
+        try:
+            copy_repo(fixture, tree)
+            check.dropped = _apply(patch, fixture, tree, tmp)
+        except (FixtureError, VerifierRefusal) as exc:
+            check.problems.append(str(exc))
+            return check
+        check.argv = argv = _pytest_argv(fixture, tree, empty_ini=tmp / "empty-pytest.ini")
+        channel = tmp / "results.jsonl"
+        channel.write_bytes(b"")
+        reader = os.open(channel, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            check.result = run_bounded(
+                wrap(argv, sandbox, writable=[tree, tmp], readable=[*runtime_paths(), PLUGIN_SCRIPT],
+                     network="none", cwd=tree),
+                cwd=tree,
+                env=_env(tmp, channel),
+                timeout_s=fixture.test_timeout_s,
+                stdout_path=out_dir / "stdout.txt",
+                stderr_path=out_dir / "stderr.txt",
+                max_output_bytes=MAX_OUTPUT_BYTES,
+                tag=tag,
+            )
+            raw = _read_bounded(reader)
+        finally:
+            os.close(reader)
+        (out_dir / "channel.jsonl").write_bytes(raw[:MAX_CHANNEL_BYTES])
+        _judge(check, raw)
+        return check
+    finally:
+        for directory in (tree, tmp):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _pytest_argv(fixture: Fixture, tree: Path, *, empty_ini: Path | None = None) -> list[str]:
+    argv = [sys.executable, "-I", "-B", str(PLUGIN_SCRIPT), str(tree), "-p", "no:cacheprovider"]
+    for plugin in fixture.test_plugins:
+        argv += ["-p", plugin]
+    if empty_ini is not None and not _has_root_config(fixture):
+        # No config in the fixture: keep pytest from adopting one from a directory above the copy.
+        empty_ini.write_text("[pytest]\n", encoding="utf-8")
+        argv += ["-c", str(empty_ini), "--rootdir", str(tree)]
+    return argv + list(fixture.test_command[3:])
+
+
+def _has_root_config(fixture: Fixture) -> bool:
+    for name, marker in CONFIG_MARKERS.items():
+        if name in fixture.files:
+            try:
+                if marker in read_pristine(fixture, name):
+                    return True
+            except FixtureError:
+                continue
+    return False
+
+
+def _env(tmp: Path, channel: Path) -> dict[str, str]:
+    """The test command's environment: an allowlist, never the caller's whole environment."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp),
+        "TMPDIR": str(tmp),
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        CHANNEL_ENV: str(channel),
+    }
+
+
+def _apply(patch: bytes, fixture: Fixture, tree: Path, scratch: Path) -> list[str]:
+    """Apply the patch minus dropped changes to ``tree``; return the dropped paths.
+
+    Raises:
+        VerifierRefusal: a gitlink, a patch git cannot apply, or a symlink leading out of the copy.
+    """
+    gitlink = _GITLINK.search(patch)
+    if gitlink is not None:
+        raise VerifierRefusal(
+            "the change holds a nested git repository (gitlink, mode 160000): patch.diff records only its "
+            "commit id, not its code, so it cannot be graded")
+    if not patch.strip():
+        return []
+    patch_file = scratch / "agent.patch"
+    patch_file.write_bytes(patch)
+    try:
+        names = _git_apply(["--numstat", "-z"], patch_file, tree).split(b"\0")
+        paths = sorted({_numstat_path(entry) for entry in names if entry.strip()})
+        dropped = [p for p in paths if dropped_change(p, fixture)]
+        if len(dropped) < len(paths):
+            _git_apply([f"--exclude={_glob_escape(p)}" for p in dropped], patch_file, tree)
+    finally:
+        patch_file.unlink(missing_ok=True)
+    _refuse_escaping_symlinks(tree)
+    return dropped
+
+
+def _git_apply(args: Sequence[str], patch_file: Path, tree: Path) -> bytes:
+    env = git_env()
+    env["GIT_CEILING_DIRECTORIES"] = str(tree.parent)
+    done = run_captured(["git", "apply", "--whitespace=nowarn", *args, str(patch_file)], cwd=tree, env=env,
+                        timeout_s=GIT_TIMEOUT_S, max_output_bytes=MAX_CHANNEL_BYTES)
+    if not done.ok or done.result.stdout.truncated:
+        detail = done.text("stderr").strip().splitlines()
+        why = "timed out" if done.timed_out else (detail[-1] if detail else f"exit {done.returncode}")
+        raise VerifierRefusal(f"the agent's patch does not apply to a pristine copy of the fixture: {why}")
+    return done.stdout
+
+
+def _numstat_path(entry: bytes) -> str:
+    parts = entry.split(b"\t", 2)
+    return os.fsdecode(parts[2] if len(parts) == 3 else entry)
+
+
+def _glob_escape(path: str) -> str:
+    return re.sub(r"([\\*?\[])", r"\\\1", path)
+
+
+def _refuse_escaping_symlinks(tree: Path) -> None:
+    root = tree.resolve()
+    for directory, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            path = Path(directory, name)
+            if not stat.S_ISLNK(path.lstat().st_mode):
+                continue
+            target = os.readlink(path)
+            lexical = Path(posixpath.normpath(posixpath.join(directory, target)))
+            try:
+                inside = path.resolve(strict=True).is_relative_to(root)
+            except (OSError, RuntimeError):
+                inside = False
+            if os.path.isabs(target) or not lexical.is_relative_to(root) or not inside:
+                rel = path.relative_to(root).as_posix()
+                raise VerifierRefusal(f"the change adds a symlink {rel!r} -> {target!r} that leads out of the "
+                                      "graded copy (or nowhere): its content is not in the evidence")
+
+
+def _read_bounded(fd: int) -> bytes:
+    chunks, total = [], 0
+    while total <= MAX_CHANNEL_BYTES and (chunk := os.read(fd, 1024 * 1024)):
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def _judge(check: Verification, raw: bytes) -> None:
+    """Fill outcomes from the channel and list every reason the run is not a pass."""
+    result = check.result
+    assert result is not None
+    if len(raw) > MAX_CHANNEL_BYTES:
+        check.problems.append(f"the result channel exceeded {MAX_CHANNEL_BYTES} bytes")
+        return
+    records = _records(raw)
+    finish = next((r for r in records if r.get("kind") == "finish"), None)
+    phases: dict[str, list[tuple[str, str]]] = {}
+    collect_errors = [str(r.get("nodeid")) for r in records if r.get("kind") == "collect_error"]
+    for record in records:
+        if record.get("kind") == "test":
+            phases.setdefault(str(record.get("nodeid")), []).append((str(record.get("when")),
+                                                                     str(record.get("outcome"))))
+    counts = {"passed": 0, "failed": 0, "errors": len(collect_errors), "skipped": 0}
+    for nodeid, seen in phases.items():
+        if any(outcome == "failed" for when, outcome in seen if when != "call"):
+            counts["errors"] += 1
+        elif ("call", "failed") in seen:
+            counts["failed"] += 1
+        elif ("call", "passed") in seen:
+            counts["passed"] += 1
+            check.passed_ids.append(nodeid)
+        else:
+            counts["skipped"] += 1
+    check.counts = TestCounts(**counts)
+    if result.timed_out:
+        check.problems.append(f"the tests timed out after {check.timeout_s:g} s")
+    elif result.exit_code != 0:
+        check.problems.append(f"the test command exited {result.exit_code}")
+    if finish is None:
+        check.problems.append("pytest never finished its session (the result channel has no end record): "
+                              "the process exited early, e.g. at import")
+    elif finish.get("exitstatus") != 0:
+        check.problems.append(f"pytest reported exit status {finish.get('exitstatus')} through the result channel")
+    if collect_errors:
+        check.problems.append(f"{len(collect_errors)} collection error(s): {', '.join(collect_errors[:3])}")
+    if counts["failed"] or counts["errors"] > len(collect_errors):
+        check.problems.append(f"{counts['failed']} test(s) failed, {counts['errors'] - len(collect_errors)} "
+                              "errored")
+
+
+def _records(raw: bytes) -> list[dict[str, Any]]:
+    out = []
+    for line in raw.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
+
+
+def _expected(fixture: Fixture, work: Path, sandbox: Sandbox, harness_home: Path,
+              *, tag: str) -> tuple[list[str], Literal["manifest", "reference"]]:
+    """The node ids that must pass: declared in the manifest, else derived once per fixture digest.
+
+    Raises:
+        VerifierRefusal: the reference solution does not pass in the verifier.
+    """
+    if fixture.expected_tests is not None:
+        return list(fixture.expected_tests), "manifest"
+    cache = harness_home / "verifier" / "expected" / f"{fixture.digest}.json"
+    try:
+        cached = json.loads(cache.read_text("utf-8"))
+        if cached.get("format") == EXPECTED_CACHE_FORMAT and cached.get("fixture_digest") == fixture.digest:
+            return [str(i) for i in cached["ids"]], "reference"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    try:
+        solution = fixture.solution_patch.read_bytes()
+    except OSError as exc:
+        raise VerifierRefusal(f"cannot read the fixture's reference solution: {exc.strerror}") from None
+    reference = _run_tests(fixture, solution, work, sandbox, tag=tag)
+    if reference.result is not None and reference.result.interrupted:
+        raise VerifierRefusal("interrupted while deriving the expected tests")
+    if reference.problems or not reference.passed_ids:
+        why = reference.problems[0] if reference.problems else "no test passed"
+        raise VerifierRefusal(f"cannot derive the expected tests: the fixture's reference solution does not "
+                              f"pass in the verifier ({why})")
+    ids = sorted(reference.passed_ids)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cache, {"format": EXPECTED_CACHE_FORMAT, "fixture_digest": fixture.digest, "ids": ids})
+    return ids, "reference"
+
+
+def _write_summary(out_dir: Path, check: Verification) -> None:
+    atomic_write_json(out_dir / "verifier.json", {
+        "passed": check.passed,
+        "problems": check.problems,
+        "expected_source": check.expected_source,
+        "expected": check.expected,
+        "passed_ids": check.passed_ids,
+        "missing": check.missing,
+        "dropped_changes": check.dropped,
+        "argv": check.argv,
+    })

@@ -1,0 +1,144 @@
+"""The isolated verifier on its own: what it applies, what it refuses, where the expected set comes from."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tests.conftest import cli_env, run_cli
+
+from cto_harness.fixtures import Fixture, load_fixture, resolve_fixture
+from cto_harness.proc import Sandbox, choose_sandbox
+from cto_harness.runner._verifier import dropped_change, verify_change
+
+FIX = 'import re\n\n\ndef slugify(text):\n    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")\n'
+SANDBOXES = [Sandbox("none", "test"), choose_sandbox(os.environ)]
+
+
+def _r1() -> Fixture:
+    return load_fixture(resolve_fixture("r1-string-slugify"), builtin=True)
+
+
+def _patch_of(fixture: Fixture, tmp_path: Path, edit: Callable[[Path], None]) -> bytes:
+    repo = tmp_path / "patch-repo"
+    shutil.copytree(fixture.repo_dir, repo)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True).stdout
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "base")
+    edit(repo)
+    git("add", "-A", "-f")
+    return git("diff", "--cached", "--binary", "--no-renames", "--full-index", "HEAD")
+
+
+def _fix(repo: Path) -> None:
+    (repo / "strings.py").write_text(FIX)
+
+
+@pytest.mark.parametrize("rel", ["tests/test_strings.py", "pytest.ini", "tests/__init__.py", "tests/helper.py",
+                                 "conftest.py", "sub/conftest.py", "tests/.pytest.ini", "a/tox.ini", "setup.cfg",
+                                 "pyproject.toml", "x.pth", "sitecustomize.py", "usercustomize.py",
+                                 "test_new.py", "pkg/thing_test.py", "tests"])
+def test_dropped(rel: str) -> None:
+    assert dropped_change(rel, _r1())
+
+
+@pytest.mark.parametrize("rel", ["strings.py", "evil_reports.py", "pkg/__init__.py", "testing.py", "latest_test.txt"])
+def test_applied(rel: str) -> None:
+    assert not dropped_change(rel, _r1())
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES, ids=lambda s: s.kind)
+def test_fix_passes_and_dropped_changes_stay_out(sandbox: Sandbox, tmp_path: Path) -> None:
+    def edit(repo: Path) -> None:
+        _fix(repo)
+        (repo / "tests" / "test_strings.py").write_text("def test_nothing():\n    pass\n")
+        (repo / "conftest.py").write_text("raise SystemExit(0)\n")
+
+    fixture = _r1()
+    check = verify_change(fixture, _patch_of(fixture, tmp_path, edit), tmp_path / "grading", sandbox,
+                          tmp_path / "home", tag="t")
+    assert check.passed, check.problems
+    assert check.dropped == ["conftest.py", "tests/test_strings.py"]
+    assert (len(check.expected), len(check.passed_ids), check.missing) == (12, 12, [])
+    assert not (tmp_path / "grading" / "tree").exists(), "the graded copy is removed after grading"
+
+
+def test_symlink_out_of_the_copy_is_refused(tmp_path: Path) -> None:
+    fixture = _r1()
+    outside = tmp_path / "outside.py"
+    outside.write_text(FIX)
+
+    def edit(repo: Path) -> None:
+        (repo / "strings.py").unlink()
+        (repo / "strings.py").symlink_to(outside)
+
+    check = verify_change(fixture, _patch_of(fixture, tmp_path, edit), tmp_path / "grading", SANDBOXES[-1],
+                          tmp_path / "home", tag="t")
+    assert not check.passed and check.result is None
+    assert "leads out of the graded copy" in check.problems[0]
+
+
+def test_patch_that_does_not_apply_is_refused(tmp_path: Path) -> None:
+    fixture = _r1()
+    patch = _patch_of(fixture, tmp_path, _fix).replace(b"Turn a title", b"Turn no title")
+    check = verify_change(fixture, patch, tmp_path / "grading", SANDBOXES[-1], tmp_path / "home", tag="t")
+    assert not check.passed and check.result is None
+    assert "does not apply" in check.problems[0]
+
+
+def test_hanging_code_under_test_times_out(tmp_path: Path) -> None:
+    root = tmp_path / "slow"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root)
+    manifest = root / "fixture.toml"
+    manifest.write_text(manifest.read_text().replace("timeout_seconds = 120", "timeout_seconds = 3"))
+    fixture = load_fixture(root)
+    patch = _patch_of(fixture, tmp_path, lambda repo: (repo / "strings.py").write_text(
+        "import time\ntime.sleep(600)\n" + FIX))
+    check = verify_change(fixture, patch, tmp_path / "grading", SANDBOXES[-1], tmp_path / "home", tag="t")
+    assert check.result is not None and check.result.timed_out
+    assert not check.passed and "timed out" in check.problems[0]
+
+
+def test_expected_tests_are_derived_from_the_reference_once(tmp_path: Path, runs_dir: Path) -> None:
+    root = tmp_path / "derived"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root)
+    manifest = root / "fixture.toml"
+    manifest.write_text(re.sub(r"expected = \[.*?\]\n", "", manifest.read_text(), flags=re.S))
+    fixture = load_fixture(root)
+    assert fixture.expected_tests is None
+    env = cli_env(tmp_path)
+    first = run_cli("run", "--fixture", str(root), "--runs-dir", str(runs_dir), env=env)
+    assert first.report is not None and first.run_dir is not None
+    assert (first.report["verdict"], first.report["tests"]["expected_source"]) == ("pass", "reference")
+    assert first.report["tests"]["expected"] == 12
+    cache = tmp_path / "home" / "verifier" / "expected" / f"{fixture.digest}.json"
+    assert cache.is_file() and (first.run_dir / "grading" / "reference").is_dir()
+    second = run_cli("run", "--fixture", str(root), "--runs-dir", str(runs_dir), "--scenario", "noop", env=env)
+    assert second.report is not None and second.run_dir is not None
+    assert (second.report["verdict"], second.report["tests"]["expected"]) == ("fail", 12)
+    assert not (second.run_dir / "grading" / "reference").exists(), "the cached expected set is reused"
+
+
+def test_reference_that_does_not_pass_fails_closed(tmp_path: Path) -> None:
+    root = tmp_path / "broken"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root)
+    manifest = root / "fixture.toml"
+    manifest.write_text(re.sub(r"expected = \[.*?\]\n", "", manifest.read_text(), flags=re.S))
+    (root / "solution.patch").write_text("")
+    fixture = load_fixture(root)
+    check = verify_change(fixture, _patch_of(fixture, tmp_path, _fix), tmp_path / "grading", SANDBOXES[-1],
+                          tmp_path / "home", tag="t")
+    assert not check.passed and check.expected_source is None
+    assert "cannot derive the expected tests" in check.problems[0]
+    assert not (tmp_path / "home" / "verifier" / "expected").exists()
