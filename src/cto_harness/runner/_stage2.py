@@ -427,7 +427,7 @@ def _decide(result: ProcessResult, protocol_failure: str | None, protocol_reason
     elif state.changes.patch_bytes == 0:
         state.decide("fail", "no-changes", "the provider changed nothing in the workspace")
     elif not state.tests.passed:
-        state.decide("fail", "tests-failed", "fixture tests did not pass in the isolated verifier")
+        state.decide("fail", "tests-failed", "fixture tests failed in the isolated verifier")
     else:
         state.decide("pass", None, "provider completed, patch non-empty, fixture tests pass")
     state.reasons.extend(protocol_reasons)
