@@ -139,3 +139,33 @@ def test_a_lost_worker_is_an_error_trial_never_a_silent_rerun(tmp_path: Path) ->
     assert "the Ray task failed" in (run_dir / "backend/job-error.txt").read_text()
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["attempt-1"], "the engine must not retry"
     assert report(run_dir)["verdict"] == "error"
+
+
+def test_sigint_stops_a_ray_job_cleanly(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+    from tests.jobs.helpers import provider_started, wait_for
+
+    spec = write_spec(tmp_path / "job.toml", attempts=2, concurrency=1,
+                      agents=('name = "sleeper"\nprovider = "fake"\nscenario = "sleep"\ntimeout = 120',))
+    scratch = tmp_path / "scratch"
+    proc = subprocess.Popen([sys.executable, "-m", "cto_harness", "job", "run", "--spec", str(spec),
+                             "--executor", "ray", "--jobs-dir", str(tmp_path / "jobs")],
+                            env=cli_env(tmp_path, CTO_HARNESS_JOBS_SCRATCH=str(scratch), RAY_ADDRESS=""),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: any(provider_started(p) for p in scratch.glob("*/run/attempt-1")), "the worker's provider",
+             timeout=180)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 4, out + err
+    job_dir = only_job_dir(tmp_path / "jobs")
+    run_dir = job_dir / "trials/sleeper/r1-string-slugify/attempt-1"
+    got = report(run_dir)
+    assert (got["verdict"], got["failure_class"]) == ("error", "harness-error")
+    assert not (run_dir.parent / "attempt-2").exists(), "no new trial may start after the signal"
+    assert summary(job_dir)["verdicts"] == {"error": 1, "missing": 1}
+    assert job_cli("verify", str(run_dir), tmp_path=tmp_path).returncode == 0
+    assert not list(scratch.iterdir()), "the worker cleans its scratch dir"

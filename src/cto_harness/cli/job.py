@@ -94,13 +94,20 @@ def _drive(job_dir: Path, executor: Executor, retry: frozenset[str], as_json: bo
         except JobError as exc:
             click.echo(f"job failed: {exc}", err=True)
             sys.exit(4)
+        except Exception as exc:
+            click.echo(f"job failed (coordinator error): {type(exc).__name__}: {exc}", err=True)
+            click.echo(f"finish it with: cto-harness job resume {job_dir}", err=True)
+            sys.exit(4)
     _finish(outcome, as_json)
 
 
 def _executor(spec: JobSpec, kind: str | None, concurrency: int | None, ray_address: str | None) -> Executor:
-    from cto_harness.jobs import make_executor
+    from cto_harness.jobs import RayUnavailableError, make_executor
 
-    return make_executor(kind or spec.executor, concurrency or spec.concurrency, ray_address)
+    try:
+        return make_executor(kind or spec.executor, concurrency or spec.concurrency, ray_address)
+    except RayUnavailableError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @click.group("job")
@@ -152,6 +159,7 @@ def job_run(spec_path: Path | None, jobs_dir: str | None, job_dir: Path | None, 
             spec = parse_spec(_spec_from_flags(providers, scenario, fixtures, attempts, name), base=Path.cwd())
     except SpecError as exc:
         raise click.UsageError(str(exc)) from None
+    runner = _executor(spec, executor, concurrency, ray_address)
     if job_dir is not None:
         try:
             _, existing = load_job(job_dir)
@@ -164,7 +172,7 @@ def job_run(spec_path: Path | None, jobs_dir: str | None, job_dir: Path | None, 
     else:
         target = create_job(spec, resolve_jobs_dir(jobs_dir))
     click.echo(f"job dir: {target}", err=True)
-    _drive(target, _executor(spec, executor, concurrency, ray_address), _retry_classes(retry_classes), as_json)
+    _drive(target, runner, _retry_classes(retry_classes), as_json)
 
 
 @job_group.command("resume")

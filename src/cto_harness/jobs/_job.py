@@ -128,8 +128,12 @@ def make_executor(kind: str, concurrency: int, ray_address: str | None = None) -
     if kind == "local":
         return LocalExecutor(concurrency)
     if kind == "ray":
-        from cto_harness.jobs._ray import RayExecutor
+        import importlib.util
 
+        from cto_harness.jobs._ray import RayExecutor, RayUnavailableError
+
+        if importlib.util.find_spec("ray") is None:
+            raise RayUnavailableError("the ray executor needs Ray: pip install 'cto-harness[ray]'")
         return RayExecutor(address=ray_address, concurrency=concurrency)
     raise JobError(f"unknown executor {kind!r}; valid: local, ray")
 

@@ -98,18 +98,27 @@ class LocalExecutor:
             return True
 
         signalled: set[int] = set()
+
+        def forward() -> None:
+            with lock:
+                pids = [pid for pid in running.values() if pid not in signalled]
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                signalled.add(pid)
+
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="cto-harness-trial") as pool:
             futures: dict[Future[bool], TrialTask] = {pool.submit(work, task): task for task in tasks}
             pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
-                if stop.is_set():
-                    with lock:
-                        pids = [pid for pid in running.values() if pid not in signalled]
-                    for pid in pids:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGTERM)
-                        signalled.add(pid)
-                for future in done:
-                    if future.result():
-                        on_done(futures[future])
+            try:
+                while pending:
+                    done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+                    if stop.is_set():
+                        forward()
+                    for future in done:
+                        if future.result():
+                            on_done(futures[future])
+            except BaseException:
+                stop.set()  # the coordinator failed: start nothing new, let running trials report
+                forward()
+                raise

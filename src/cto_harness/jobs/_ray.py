@@ -10,6 +10,7 @@ becomes a harness-side ``error`` trial (kept as evidence), never a silent re-run
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import io
@@ -34,6 +35,8 @@ from cto_harness.jobs._spec import AgentSpec
 QUARANTINE_DIR = "quarantine"
 POLL_S = 0.1
 JOB_ERROR_FILE = "backend/job-error.txt"
+SCRATCH_ENV = "CTO_HARNESS_JOBS_SCRATCH"
+"""Where a worker makes its per-trial temp dirs (default: the system temp dir)."""
 
 
 class RayUnavailableError(RuntimeError):
@@ -49,15 +52,21 @@ def run_remote_trial(payload: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     """Worker side: run one trial in a private temp dir; return (tar archive, manifest)."""
     from cto_harness.runner import recover_run
 
-    scratch = Path(tempfile.mkdtemp(prefix="cto-harness-ray-trial-"))
+    environ = dict(os.environ)
+    environ.update(payload["environ"])
+    base = environ.get(SCRATCH_ENV) or None
+    if base:
+        Path(base).mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="cto-harness-ray-trial-", dir=base))
     try:
         trial = Trial(**payload["trial"])
         run_dir = scratch / "run" / payload["dir_name"]
-        environ = dict(os.environ)
-        environ.update(payload["environ"])
         task = TrialTask(trial=trial, run_dir=run_dir, agent=AgentSpec.model_validate(payload["agent"]),
                          environ=environ, log_dir=scratch / "logs")
-        result = run_trial_process(task)
+        exit_code: int | None = None
+        # On ray.cancel the trial process gets SIGTERM and writes its interrupted report: ship that.
+        with contextlib.suppress(KeyboardInterrupt):
+            exit_code = run_trial_process(task).exit_code
         if run_dir.is_dir() and not (run_dir / "report.json").exists():
             recover_run(run_dir)
         buffer = io.BytesIO()
@@ -72,9 +81,10 @@ def run_remote_trial(payload: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
                     handle = archive.extractfile(member)
                     assert handle is not None
                     files[member.name] = hashlib.sha256(handle.read()).hexdigest()
-        stderr = (task.log_dir / f"{run_dir.name}.stderr").read_bytes()[-2000:].decode("utf-8", "replace")
+        log = task.log_dir / f"{run_dir.name}.stderr"
+        stderr = log.read_bytes()[-2000:].decode("utf-8", "replace") if log.is_file() else ""
         manifest = {"dir_name": run_dir.name, "files": files, "worker": socket.gethostname(),
-                    "exit_code": result.exit_code, "stderr_tail": stderr}
+                    "exit_code": exit_code, "stderr_tail": stderr}
         return buffer.getvalue(), manifest
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
