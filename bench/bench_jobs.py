@@ -63,7 +63,10 @@ def job(fixture_id: str, trials: int, concurrency: int, scratch: Path, executor:
     start = time.perf_counter()
     outcome = run_job(job_dir, executor=runner)
     wall = time.perf_counter() - start
-    assert outcome.summary["verdicts"] == {"pass": trials}, outcome.summary["verdicts"]
+    if outcome.summary["verdicts"] != {"pass": trials}:
+        logs = sorted(job_dir.glob("logs/*/*/*.stderr"))
+        tail = logs[-1].read_text(errors="replace")[-2000:] if logs else "no trial logs"
+        raise SystemExit(f"{executor} job did not pass every trial: {outcome.summary['verdicts']}\n{tail}")
     startup = getattr(runner, "startup_s", None) or 0.0
     return wall, startup
 
