@@ -20,6 +20,11 @@ from cto_harness.proc import _bounded as _process
 def main(tag: str, workdir: str, subreaper: str, *helper_args: str) -> int:
     _process.TERM_GRACE_S = float(os.environ.get("DRIVER_GRACE_S", "0.3"))
     work = Path(workdir)
+    if os.environ.get("DRIVER_FORBID_SCAN") == "1":
+        def forbidden(*args: object, **kwargs: object) -> None:
+            raise AssertionError("scanned the whole process table")
+
+        psutil.process_iter = forbidden  # type: ignore[assignment]
     restore = _process.install_signal_handlers()
     adopted = _process.enable_subreaper() if subreaper == "1" else False
     helper = Path(__file__).with_name("proc_helper.py")

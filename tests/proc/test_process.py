@@ -222,11 +222,11 @@ def test_spawn_failures_raise_spawn_error(tmp_path: Path, case: str) -> None:
 
 
 def _drive(
-    tmp_path: Path, tag: str, subreaper: bool, *helper: str, grace_s: float = 0.3
+    tmp_path: Path, tag: str, subreaper: bool, *helper: str, grace_s: float = 0.3, forbid_scan: bool = False
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(DRIVER), tag, str(tmp_path), "1" if subreaper else "0", *helper],
-        env={**os.environ, "DRIVER_GRACE_S": str(grace_s)},
+        env={**os.environ, "DRIVER_GRACE_S": str(grace_s), "DRIVER_FORBID_SCAN": "1" if forbid_scan else "0"},
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -285,6 +285,19 @@ def test_subreaper_adopts_and_reaps_the_daemon(tmp_path: Path, tag: str) -> None
     assert daemon in result["leftover_pids"]
     assert result["zombies_left"] == []
     assert _dead(daemon)
+
+
+def test_a_clean_exit_under_the_subreaper_scans_no_process_table(tmp_path: Path, tag: str) -> None:
+    """The normal path looks among our own descendants only (issue 12: ~9 ms per scan)."""
+    driver = _drive(tmp_path, tag, True, "exit", "0", forbid_scan=True)
+    try:
+        out, _ = driver.communicate(timeout=15)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0
+    result = json.loads(out)
+    assert result["subreaper"] is True
+    assert result["exit_code"] == 0 and result["leftover_pids"] == [] and result["zombies_left"] == []
 
 
 def test_kill_process_tree_leaves_a_reused_pid_alone(tmp_path: Path, tag: str) -> None:

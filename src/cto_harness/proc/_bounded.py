@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
+import math
 import os
 import select
 import signal
@@ -18,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -65,6 +67,7 @@ CREATE_TIME_TOLERANCE_S = 1.0
 _SCAN_EPSILON_S = 0.05
 _KILL_ROUNDS = 3
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
 
 
 class SpawnError(OSError):
@@ -160,22 +163,77 @@ def install_signal_handlers() -> Callable[[], None]:
     return restore
 
 
+@functools.cache
+def _prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
 def enable_subreaper() -> bool:
     """Make this process the child subreaper (Linux), so orphaned descendants reparent to us.
 
     Returns:
         True if the kernel accepted it, False where unavailable.
     """
-    if not sys.platform.startswith("linux"):
+    prctl = _prctl()
+    return prctl is not None and int(prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+
+
+def _is_subreaper() -> bool:
+    """Whether orphans of our descendants reparent to us (asked of the kernel, not cached)."""
+    prctl = _prctl()
+    if prctl is None:
         return False
+    flag = ctypes.c_int(0)
+    if int(prctl(_PR_GET_CHILD_SUBREAPER, ctypes.addressof(flag), 0, 0, 0)) != 0:
+        return False
+    return flag.value != 0
+
+
+@functools.cache
+def _children_files_work() -> bool:
+    """``/proc/<pid>/task/<tid>/children`` exists (CONFIG_PROC_CHILDREN)."""
+    return os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children")
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid``, from every thread's ``children`` file."""
+    found: list[int] = []
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return False
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    return int(prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as handle:
+                found.extend(int(child) for child in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _descendants_of_self() -> list[int]:
+    """Every process below this one, walked through ``children`` files (no process-table scan).
+
+    While we are the child subreaper, this is every process a child of ours left behind:
+    an orphan reparents to us (or to a live subreaper below us, itself a descendant).
+    """
+    queue = _children(os.getpid())
+    seen: set[int] = set()
+    while queue:
+        pid = queue.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        queue.extend(_children(pid))
+    return sorted(seen)
 
 
 def _has_tag(proc: psutil.Process, tag: str) -> bool:
@@ -220,6 +278,23 @@ def _protected_pids() -> set[int]:
     return {0, 1, me.pid, *ancestors}
 
 
+_INFO_ATTRS = ("ppid", "status", "create_time")
+
+
+def _all_infos() -> Iterator[tuple[psutil.Process, dict[str, Any]]]:
+    for proc in psutil.process_iter(list(_INFO_ATTRS)):
+        yield proc, proc.info
+
+
+def _subtree_infos() -> Iterator[tuple[psutil.Process, dict[str, Any]]]:
+    for pid in _descendants_of_self():
+        try:
+            proc = psutil.Process(pid)
+            yield proc, proc.as_dict(list(_INFO_ATTRS))
+        except psutil.Error:
+            continue
+
+
 class _Tree:
     """The processes of one run, found by every route we have, and how to kill them."""
 
@@ -237,12 +312,19 @@ class _Tree:
         self.tag = tag
         self.floor = floor
         self.group_ok = group_ok and root_pid not in (os.getpgrp(), os.getsid(0))
-        self.protected = _protected_pids()
+        self._protected: set[int] | None = None
         self.root_ctime = _create_time(root)
         self.known: dict[int, tuple[psutil.Process, float]] = {}
         """Every member ever found, with its create_time (it may have left the tree since)."""
         self.signalled: list[int] = []
         self._reaped: set[int] = set()
+
+    @property
+    def protected(self) -> set[int]:
+        """Our own pid and our ancestors: never signalled (computed on first use)."""
+        if self._protected is None:
+            self._protected = _protected_pids()
+        return self._protected
 
     def _matches(self, proc: psutil.Process) -> bool:
         pid = proc.pid
@@ -253,11 +335,15 @@ class _Tree:
             return False
         return self.tag is not None and _has_tag(proc, self.tag)
 
-    def snapshot(self) -> dict[int, psutil.Process]:
-        """Every live member of the tree right now (the root included while it is alive)."""
+    def snapshot(self, *, subtree: bool = False) -> dict[int, psutil.Process]:
+        """Every live member of the tree right now (the root included while it is alive).
+
+        With ``subtree`` only our own descendants are considered (cheap, no scan of the
+        process table): complete while we are the child subreaper, except for a tagged
+        process started on the tree's behalf by something outside it.
+        """
         candidates: dict[int, tuple[psutil.Process, float, int]] = {}
-        for proc in psutil.process_iter(["ppid", "status", "create_time"]):
-            info = proc.info
+        for proc, info in _subtree_infos() if subtree else _all_infos():
             ctime, ppid = info["create_time"], info["ppid"]
             if proc.pid in self.protected or info["status"] == psutil.STATUS_ZOMBIE:
                 continue
@@ -400,6 +486,9 @@ class _Reader(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
+        # SIGTERM/SIGINT go to the main thread, whose wait they must interrupt at once.
+        with contextlib.suppress(ValueError, OSError):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         fd = self.pipe.fileno()
         poller = select.poll()
         poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
@@ -473,6 +562,14 @@ def _exited(pid: int) -> bool:
         return True
 
 
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (Linux >= 5.3), or None where unavailable."""
+    try:
+        return os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return None
+
+
 class _Run:
     def __init__(
         self,
@@ -496,21 +593,37 @@ class _Run:
         self.ended: float | None = None
 
     def wait(self, deadline: float) -> tuple[bool, str | None]:
-        """Poll until exit or deadline; returns (timed_out, interrupted signal name)."""
+        """Wait for exit or deadline; returns (timed_out, interrupted signal name).
+
+        Blocks on a pidfd (readable once the child exits), so an exit is seen at once.
+        In the main thread the wait is cut into ``POLL_S`` slices: a signal delivered
+        to another thread only lands here at the next slice.
+        """
+        pidfd = _pidfd(self.proc.pid)
+        slice_s = POLL_S if threading.current_thread() is threading.main_thread() else math.inf
         try:
             with _Interruptible():
                 while not _exited(self.proc.pid):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return True, None
-                    time.sleep(min(POLL_S, remaining))
+                    step = min(slice_s, remaining)
+                    if pidfd is None:
+                        time.sleep(min(POLL_S, step))
+                    else:
+                        poller = select.poll()
+                        poller.register(pidfd, select.POLLIN)
+                        poller.poll(math.ceil(step * 1000))
         except HarnessInterrupted as exc:
             return False, exc.signame
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
         self.ended = time.monotonic()
         return False, None
 
-    def _kill_leftovers(self) -> None:
-        found = self.tree.snapshot()
+    def _kill_leftovers(self, *, subtree: bool = False) -> None:
+        found = self.tree.snapshot(subtree=subtree)
         if found:
             self.leftovers.extend(pid for pid in found if pid not in self.leftovers)
             self.tree.terminate(TERM_GRACE_S)
@@ -562,7 +675,9 @@ class _Run:
             self.ended = time.monotonic()
             self._drain(rescan=False)
         else:
-            self._kill_leftovers()
+            # As the subreaper we find what the child left behind among our own descendants
+            # (no scan of the process table); a pipe still held open rescans everything.
+            self._kill_leftovers(subtree=_is_subreaper() and _children_files_work())
             self._drain(rescan=True)
         exit_code = self._reap_root()
         ended = self.ended if self.ended is not None else time.monotonic()
