@@ -1,0 +1,1 @@
+"""The project benchmark: ``python -m bench`` (see run.py)."""
