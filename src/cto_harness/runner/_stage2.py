@@ -61,7 +61,7 @@ from cto_harness.runner._finalize import RunState, redact_text, write_report
 from cto_harness.runner._grading import Grade, run_grading, tests_block
 from cto_harness.runner._recover import recover_runs
 from cto_harness.runner._sandbox_policy import SandboxPolicy, provider_policy
-from cto_harness.runner._workspace import compute_changes, init_baseline
+from cto_harness.runner._workspace import Baseline, compute_changes, init_baseline
 
 DEFAULT_MAX_OUTPUT_BYTES = 10 * 1024 * 1024
 
@@ -235,14 +235,17 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
     _decide(result, outcome.failure_class, list(outcome.reasons), state)
 
 
-def _prepare_workspace(ctx: RunContext, state: RunState, events: EventLog) -> str | None:
+def _prepare_workspace(ctx: RunContext, state: RunState, events: EventLog) -> Baseline | None:
+    t0 = time.monotonic()
     try:
         files = copy_repo(ctx.fixture, ctx.workspace)
     except FixtureError as exc:
         state.decide("blocked", "fixture-invalid", f"fixture invalid: {exc}")
         return None
+    t1 = time.monotonic()
     baseline = init_baseline(ctx.workspace, state.run_dir / "baseline.git")
-    events.emit("workspace_ready", baseline=baseline, files=len(files))
+    events.emit("workspace_ready", baseline=baseline.commit, files=len(files),
+                copy_s=round(t1 - t0, 6), baseline_s=round(time.monotonic() - t1, 6))
     return baseline
 
 
@@ -387,7 +390,7 @@ def _keep_state_dirs(ctx: RunContext, invocation: Invocation) -> None:
             shutil.copytree(source, ctx.backend_dir / dest_rel, symlinks=True, dirs_exist_ok=True)
 
 
-def _collect_changes(ctx: RunContext, invocation: Invocation, baseline: str, state: RunState,
+def _collect_changes(ctx: RunContext, invocation: Invocation, baseline: Baseline, state: RunState,
                      events: EventLog) -> bytes:
     changes = compute_changes(ctx.workspace, state.run_dir / "baseline.git", baseline,
                               exclude_dirs=list(invocation.state_dirs))

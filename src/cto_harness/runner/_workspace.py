@@ -4,13 +4,33 @@ Two repositories see the workspace. ``workspace/.git`` belongs to the agent (Cas
 commits there). ``<run>/baseline.git`` belongs to the harness: the patch is computed
 against its baseline commit, so an agent that rewrites or deletes its own ``.git`` still
 cannot hide or fake a change.
+
+Cost (issue 12). The fixture is hashed once, into ``baseline.git``: one ``git add`` with
+compression off streams every blob into a single pack, no auto-maintenance runs, and
+nothing is fsynced (a crashed run is recovered as an error, never trusted). The agent's
+repository gets a byte copy of that pack and of the harness's index; it never borrows
+objects from ``baseline.git`` (no alternates: the sandbox hides ``baseline.git``, and a
+hardlinked pack could be rewritten in place through the agent's link).
+
+The change set hashes only what may have changed. At baseline time the harness records
+every workspace entry's ``lstat`` (inode, device, mode, size, mtime and ctime in
+nanoseconds) and then the ctime of a fresh marker file. An entry is trusted unchanged
+only if its stat is identical now *and* its recorded ctime is older than the marker.
+ctime cannot be set from userspace: any write, chmod, rename or ``utime`` moves it to
+"now", which is at or after the marker, so an edit whose size and mtime were restored
+still differs. Entries with a ctime at or after the marker (written in the same clock
+tick as the snapshot) are never trusted: that is git's racy-entry rule. Everything not
+trusted is handed to ``git add`` by exact path; the rest keeps its baseline blob.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cto_harness.proc import Captured, run_captured
@@ -23,9 +43,18 @@ GIT_IDENTITY = {
     "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
     "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
 }
-JUNK_EXCLUDES = (":(exclude,glob)**/__pycache__/**", ":(exclude,glob)**/.pytest_cache/**")
+JUNK_DIRS = frozenset({"__pycache__", ".pytest_cache"})
+JUNK_EXCLUDES = tuple(f":(exclude,glob)**/{name}/**" for name in sorted(JUNK_DIRS))
 """Interpreter caches a test run leaves behind are never part of the agent's change."""
 GIT_TIMEOUT_S = 120.0
+FAST_CONFIG = (
+    "core.compression=0", "core.looseCompression=0", "pack.compression=0",
+    "gc.auto=0", "maintenance.auto=false", "core.fsync=none",
+)
+"""Speed over size for a store that lives as long as one run."""
+HARNESS_INDEX = "harness.index"
+"""The index ``git add`` wrote for the baseline (in ``baseline.git``; copied to the workspace)."""
+STAT_MARKER = "stat-marker"
 
 
 class WorkspaceError(RuntimeError):
@@ -46,7 +75,7 @@ def git_env() -> dict[str, str]:
 
 
 def git(args: Sequence[str], *, cwd: Path, git_dir: Path | None = None, work_tree: Path | None = None,
-        index_file: Path | None = None) -> Captured:
+        index_file: Path | None = None, config: Sequence[str] = ()) -> Captured:
     env = git_env()
     if index_file is not None:
         env["GIT_INDEX_FILE"] = str(index_file)
@@ -55,7 +84,8 @@ def git(args: Sequence[str], *, cwd: Path, git_dir: Path | None = None, work_tre
         prefix.append(f"--git-dir={git_dir}")
     if work_tree is not None:
         prefix.append(f"--work-tree={work_tree}")
-    argv = [*prefix, "-c", "core.autocrlf=false", "-c", "core.fileMode=true", *args]
+    settings = ["core.autocrlf=false", "core.fileMode=true", *config]
+    argv = [*prefix, *(arg for item in settings for arg in ("-c", item)), *args]
     completed = run_captured(argv, cwd=cwd, env=env, timeout_s=GIT_TIMEOUT_S)
     if not completed.ok:
         err = completed.text("stderr").strip().splitlines()
@@ -64,18 +94,140 @@ def git(args: Sequence[str], *, cwd: Path, git_dir: Path | None = None, work_tre
     return completed
 
 
-def init_baseline(workspace: Path, baseline_git: Path) -> str:
-    """Commit the fixture copy in both repositories; return the harness's baseline commit."""
-    for git_dir in (None, baseline_git):
-        if git_dir is None:
-            git(["init", "-q", "-b", "main"], cwd=workspace)
-        else:
-            git(["init", "-q", "--bare", str(git_dir)], cwd=workspace)
-        git(["add", "-A", "-f"], cwd=workspace, git_dir=git_dir, work_tree=workspace if git_dir else None)
-        git(["commit", "-q", "--allow-empty", "-m", "cto-harness baseline"], cwd=workspace,
-            git_dir=git_dir, work_tree=workspace if git_dir else None)
-    head = git(["rev-parse", "HEAD"], cwd=workspace, git_dir=baseline_git)
-    return head.stdout.decode().strip()
+StatKey = tuple[int, int, int, int, int, int]
+"""(inode, device, mode, size, mtime_ns, ctime_ns) of one lstat."""
+
+
+def _stat_key(st: os.stat_result) -> StatKey:
+    return (st.st_ino, st.st_dev, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
+class StatSnapshot:
+    """The workspace as it was when the baseline was taken, for the stat short-cut."""
+
+    entries: dict[str, StatKey]
+    """Every file and symlink (posix path relative to the workspace) and its lstat."""
+    marker_ctime_ns: int
+    """ctime of a file written after ``entries`` were read: trust only older ctimes."""
+
+    def trusted(self, rel: str, st: os.stat_result) -> bool:
+        recorded = self.entries.get(rel)
+        return recorded is not None and recorded[5] < self.marker_ctime_ns and recorded == _stat_key(st)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    commit: str
+    """The harness's baseline commit in ``baseline.git``."""
+    snapshot: StatSnapshot | None = field(default=None, compare=False)
+    """None: hash every file when computing the change set."""
+
+
+def init_baseline(workspace: Path, baseline_git: Path) -> Baseline:
+    """Commit the fixture copy once in ``baseline_git`` and give the workspace the same repository."""
+    index = baseline_git / HARNESS_INDEX
+    git(["init", "-q", "--bare", "-b", "main", str(baseline_git)], cwd=workspace)
+
+    def run(*args: str, config: Sequence[str] = FAST_CONFIG) -> str:
+        completed = git(args, cwd=workspace, git_dir=baseline_git, work_tree=workspace, index_file=index,
+                        config=config)
+        return completed.stdout.decode().strip()
+
+    # bigFileThreshold=1 streams every blob of this add into one pack (bulk check-in)
+    # instead of one loose file per blob; it is set for this command only (it also marks
+    # files as binary for diff).
+    run("add", "-A", "-f", config=(*FAST_CONFIG, "core.bigFileThreshold=1"))
+    tree = run("write-tree")
+    commit = run("commit-tree", "-m", "cto-harness baseline", tree)
+    _write_ref(baseline_git, commit)
+    _clone_into_workspace(workspace, baseline_git, commit)
+    return Baseline(commit=commit, snapshot=take_snapshot(workspace, baseline_git / STAT_MARKER))
+
+
+def _write_ref(git_dir: Path, commit: str) -> None:
+    ref = git_dir / "refs" / "heads" / "main"
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    ref.write_text(commit + "\n")
+
+
+def _clone_into_workspace(workspace: Path, baseline_git: Path, commit: str) -> None:
+    """``workspace/.git``: a plain repository holding a copy of the baseline's objects and index."""
+    git(["init", "-q", "-b", "main"], cwd=workspace, config=FAST_CONFIG[3:5])
+    dot_git = workspace / ".git"
+    source = baseline_git / "objects"
+    for dirpath, _, filenames in os.walk(source):
+        rel = Path(dirpath).relative_to(source)
+        if rel.parts[:1] == ("info",):
+            continue
+        target_dir = dot_git / "objects" / rel
+        target_dir.mkdir(parents=True, exist_ok=True)
+        for name in filenames:
+            target = target_dir / name
+            shutil.copyfile(Path(dirpath) / name, target)
+            os.chmod(target, 0o444)
+    _write_ref(dot_git, commit)
+    # copy2 keeps the index's mtime, so git's racy-entry check in the workspace stays sound.
+    shutil.copy2(baseline_git / HARNESS_INDEX, dot_git / "index")
+
+
+def take_snapshot(workspace: Path, marker: Path) -> StatSnapshot | None:
+    """Record the workspace's lstat data, then the marker's ctime (see the module doc)."""
+    entries: dict[str, StatKey] = {}
+    for rel, st in _walk(workspace, ()):
+        if st is not None and (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            entries[rel] = _stat_key(st)
+    with open(marker, "wb") as handle:
+        handle.write(b"entries with a ctime before this file's may be trusted by their stat\n")
+    marker_st = os.stat(marker)
+    if marker_st.st_dev != os.stat(workspace).st_dev:
+        return None  # another filesystem (and maybe another clock): hash everything
+    return StatSnapshot(entries=entries, marker_ctime_ns=marker_st.st_ctime_ns)
+
+
+def _excluded(rel: str, exclude: tuple[str, ...]) -> bool:
+    return any(rel == d or rel.startswith(d + "/") for d in exclude)
+
+
+def _walk(workspace: Path, exclude: tuple[str, ...],
+          dirs: set[str] | None = None) -> Iterable[tuple[str, os.stat_result | None]]:
+    """(path, lstat) of every entry git would look at; ``None`` marks a directory to hand to git whole.
+
+    Skips ``.git`` at the top, interpreter caches and ``exclude``. A directory holding a
+    ``.git`` (a nested repository) or one we cannot list is yielded as ``None`` so that
+    ``git add`` treats it exactly as it would in a full scan.
+    """
+    stack = [""]
+    while stack:
+        prefix = stack.pop()
+        directory = os.path.join(workspace, prefix) if prefix else str(workspace)
+        try:
+            with os.scandir(directory) as it:
+                children = list(it)
+        except OSError:
+            yield prefix.rstrip("/") or ".", None
+            continue
+        if prefix and any(child.name == ".git" for child in children):
+            yield prefix.rstrip("/"), None
+            continue
+        for child in children:
+            name = child.name
+            if (not prefix and name == ".git") or (name in JUNK_DIRS and child.is_dir(follow_symlinks=False)):
+                continue
+            rel = prefix + name
+            if _excluded(rel, exclude):
+                continue
+            try:
+                st = child.stat(follow_symlinks=False)
+            except OSError:
+                yield rel, None
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(rel + "/")
+                if dirs is not None:
+                    dirs.add(rel)
+            else:
+                yield rel, st
 
 
 @dataclass(frozen=True)
@@ -84,22 +236,66 @@ class Changes:
     patch: bytes
 
 
-def compute_changes(workspace: Path, baseline_git: Path, baseline: str,
+def changed_candidates(workspace: Path, snapshot: StatSnapshot, exclude: Sequence[str] = ()) -> list[str]:
+    """Paths that may differ from the baseline: everything the stat snapshot cannot vouch for."""
+    exclude_t = tuple(d.strip("/") for d in exclude if d.strip("/"))
+    candidates: list[str] = []
+    whole_dirs: list[str] = []
+    seen: set[str] = set()
+    dirs: set[str] = set()
+    for rel, st in _walk(workspace, exclude_t, dirs):
+        seen.add(rel)
+        if st is None:
+            whole_dirs.append(rel)
+            candidates.append(rel)
+        elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            if not snapshot.trusted(rel, st):
+                candidates.append(rel)
+        elif rel in snapshot.entries:
+            candidates.append(rel)  # a baseline file turned into a fifo/socket/device: git decides
+    if "." in whole_dirs:
+        return ["."]
+    for rel in snapshot.entries:
+        if rel in seen or _excluded(rel, exclude_t) or any(part in JUNK_DIRS for part in rel.split("/")[:-1]):
+            continue
+        if any(rel.startswith(d + "/") for d in whole_dirs):
+            continue
+        # Deleted. If a directory on its path is gone or became a file or symlink, name that
+        # directory instead: git refuses a pathspec beyond a symlink.
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            ancestor = "/".join(parts[:depth])
+            if ancestor not in dirs:
+                rel = ancestor
+                break
+        candidates.append(rel)
+    return sorted(set(candidates))
+
+
+def compute_changes(workspace: Path, baseline_git: Path, baseline: Baseline | str,
                     exclude_dirs: Sequence[str] = ()) -> Changes:
     """Everything the agent changed against the baseline: edits, new files, its own commits."""
-    index = baseline_git / "harness-diff.index"
-    index.unlink(missing_ok=True)
+    commit = baseline if isinstance(baseline, str) else baseline.commit
+    snapshot = None if isinstance(baseline, str) else baseline.snapshot
     excludes = [*JUNK_EXCLUDES, *(f":(exclude){d}" for d in exclude_dirs)]
+    if snapshot is None:
+        pathspecs = ["."]
+    else:
+        pathspecs = [f":(literal){rel}" for rel in changed_candidates(workspace, snapshot, exclude_dirs)]
+        if not pathspecs:
+            return Changes(files=[], patch=b"")
+    with tempfile.TemporaryDirectory(prefix="harness-diff-", dir=baseline_git) as scratch:
+        index = Path(scratch) / "index"
+        spec_file = Path(scratch) / "pathspecs"
+        spec_file.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in [*pathspecs, *excludes]))
 
-    def run(*args: str) -> bytes:
-        return git(args, cwd=workspace, git_dir=baseline_git, work_tree=workspace, index_file=index).stdout
+        def run(*args: str) -> bytes:
+            return git(args, cwd=workspace, git_dir=baseline_git, work_tree=workspace, index_file=index,
+                       config=FAST_CONFIG).stdout
 
-    try:
-        run("read-tree", baseline)
-        run("add", "-A", "-f", "--", ".", *excludes)
-        names = run("diff", "--cached", "--name-only", "-z", "--no-renames", baseline)
-        patch = run("diff", "--cached", "--binary", "--no-renames", "--full-index", baseline)
-    finally:
-        index.unlink(missing_ok=True)
+        run("read-tree", commit)
+        run("add", "-A", "-f", f"--pathspec-from-file={spec_file}", "--pathspec-file-nul")
+        names = run("diff", "--cached", "--name-only", "-z", "--no-renames", commit)
+        patch = run("diff", "--cached", "--binary", "--no-renames", "--full-index", commit) if names else b""
     files = sorted(name.decode("utf-8", "surrogateescape") for name in names.split(b"\0") if name)
     return Changes(files=files, patch=patch)

@@ -1,0 +1,238 @@
+"""The baseline (built once) and the change set (stat short-cut that a hostile agent cannot fool)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cto_harness.runner._workspace import (
+    Baseline,
+    StatSnapshot,
+    WorkspaceError,
+    changed_candidates,
+    compute_changes,
+    git_env,
+    init_baseline,
+)
+
+
+def _git(*args: str, cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, env=git_env(), check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _populate(workspace: Path) -> None:
+    workspace.mkdir()
+    (workspace / "a.py").write_text("def f():\n    return 1\n")
+    (workspace / "b.txt").write_text("bravo\n")
+    (workspace / "pkg" / "sub").mkdir(parents=True)
+    (workspace / "pkg" / "m.py").write_text("x = 1\n")
+    (workspace / "pkg" / "sub" / "deep.txt").write_text("deep\n")
+    (workspace / "tool.sh").write_text("#!/bin/sh\necho hi\n")
+    (workspace / "tool.sh").chmod(0o755)
+    (workspace / "link").symlink_to("b.txt")
+    (workspace / "empty").write_bytes(b"")
+
+
+def _wait_for_clock_tick(directory: Path) -> None:
+    """Wait until files written now get a later ctime than everything written so far.
+
+    The filesystem clock is coarse (one tick is a few ms): an explicit signal, not a fixed sleep.
+    """
+    probe = directory / ".tick-probe"
+    probe.write_bytes(b"")
+    first = probe.stat().st_ctime_ns
+    while True:
+        probe.write_bytes(b"x")
+        if probe.stat().st_ctime_ns > first:
+            probe.unlink()
+            return
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> tuple[Path, Path, Baseline]:
+    workspace = tmp_path / "workspace"
+    _populate(workspace)
+    _wait_for_clock_tick(tmp_path)  # so the stat short-cut trusts the copy (not racy)
+    baseline_git = tmp_path / "baseline.git"
+    baseline = init_baseline(workspace, baseline_git)
+    return workspace, baseline_git, baseline
+
+
+def _full(workspace: Path, baseline_git: Path, baseline: Baseline) -> tuple[list[str], bytes]:
+    """The reference: hash everything (no stat short-cut), as before issue 12."""
+    changes = compute_changes(workspace, baseline_git, baseline.commit)
+    return changes.files, changes.patch
+
+
+def _fast(workspace: Path, baseline_git: Path, baseline: Baseline) -> tuple[list[str], bytes]:
+    changes = compute_changes(workspace, baseline_git, baseline)
+    return changes.files, changes.patch
+
+
+def test_workspace_repository_is_complete_and_clean(ws: tuple[Path, Path, Baseline]) -> None:
+    workspace, baseline_git, baseline = ws
+    assert _git("rev-parse", "HEAD", cwd=workspace).strip() == baseline.commit
+    assert _git("status", "--porcelain", "--untracked-files=all", cwd=workspace) == ""
+    _git("fsck", "--strict", "--no-dangling", cwd=workspace)
+    _git("--git-dir", str(baseline_git), "fsck", "--strict", "--no-dangling", cwd=workspace)
+    assert not (workspace / ".git" / "objects" / "info" / "alternates").exists()
+    tracked = _git("ls-files", cwd=workspace).split()
+    assert tracked == ["a.py", "b.txt", "empty", "link", "pkg/m.py", "pkg/sub/deep.txt", "tool.sh"]
+    # Built once: blobs live in one pack, not one loose file each, and no maintenance ran.
+    loose = [p for p in (baseline_git / "objects").glob("??/*")]
+    assert len(list((baseline_git / "objects" / "pack").glob("*.pack"))) == 1
+    assert len(loose) < 8  # trees, the commit and the empty blob
+
+
+def test_nothing_changed_means_nothing_hashed(ws: tuple[Path, Path, Baseline]) -> None:
+    workspace, baseline_git, baseline = ws
+    assert baseline.snapshot is not None
+    assert changed_candidates(workspace, baseline.snapshot) == []
+    assert _fast(workspace, baseline_git, baseline) == ([], b"")
+
+
+def _edit(w: Path) -> None:
+    (w / "a.py").write_text("def f():\n    return 2\n")
+
+
+def _add(w: Path) -> None:
+    (w / "pkg" / "new.py").write_text("new\n")
+
+
+def _delete(w: Path) -> None:
+    (w / "pkg" / "sub" / "deep.txt").unlink()
+
+
+def _delete_dir(w: Path) -> None:
+    shutil.rmtree(w / "pkg")
+
+
+def _dir_to_symlink(w: Path) -> None:
+    shutil.rmtree(w / "pkg" / "sub")
+    (w / "pkg" / "sub").symlink_to("../b.txt")
+
+
+def _file_to_dir(w: Path) -> None:
+    (w / "b.txt").unlink()
+    (w / "b.txt").mkdir()
+    (w / "b.txt" / "inner").write_text("inner\n")
+
+
+def _chmod(w: Path) -> None:
+    (w / "a.py").chmod(0o755)
+
+
+def _retarget_link(w: Path) -> None:
+    (w / "link").unlink()
+    (w / "link").symlink_to("a.py")
+
+
+def _commit_in_own_repo(w: Path) -> None:
+    (w / "b.txt").write_text("committed\n")
+    _git("add", "-A", cwd=w)
+    _git("commit", "-q", "-m", "agent", cwd=w)
+
+
+def _rewrite_own_git(w: Path) -> None:
+    """Edit, commit, then destroy the agent's repository: the harness's baseline is elsewhere."""
+    _commit_in_own_repo(w)
+    shutil.rmtree(w / ".git")
+    _git("init", "-q", cwd=w)
+    _git("add", "-A", cwd=w)
+    _git("commit", "-q", "-m", "history rewritten", cwd=w)
+
+
+def _nested_repo(w: Path) -> None:
+    (w / "vendored").mkdir()
+    (w / "vendored" / "lib.py").write_text("lib\n")
+    _git("init", "-q", cwd=w / "vendored")
+
+
+def _nested_repo_with_commit(w: Path) -> None:
+    _nested_repo(w)
+    _git("add", "-A", cwd=w / "vendored")
+    _git("commit", "-q", "-m", "vendored", cwd=w / "vendored")
+
+
+def _junk(w: Path) -> None:
+    (w / "pkg" / "__pycache__").mkdir()
+    (w / "pkg" / "__pycache__" / "m.cpython.pyc").write_bytes(b"\0junk")
+
+
+MUTATIONS: dict[str, Callable[[Path], None]] = {
+    "edit": _edit, "add": _add, "delete": _delete, "delete-dir": _delete_dir,
+    "dir-to-symlink": _dir_to_symlink, "file-to-dir": _file_to_dir, "chmod": _chmod,
+    "retarget-link": _retarget_link, "commit-in-own-repo": _commit_in_own_repo,
+    "rewrite-own-git": _rewrite_own_git, "nested-repo": _nested_repo,
+    "nested-repo-with-commit": _nested_repo_with_commit, "junk-only": _junk,
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_fast_change_set_equals_the_full_rehash(mutation: str, ws: tuple[Path, Path, Baseline]) -> None:
+    workspace, baseline_git, baseline = ws
+    MUTATIONS[mutation](workspace)
+    fast = _outcome(_fast, workspace, baseline_git, baseline)
+    assert fast == _outcome(_full, workspace, baseline_git, baseline)
+    if mutation == "nested-repo":  # git refuses a repository without a commit, in both ways
+        assert isinstance(fast, str) and "adding files failed" in fast
+    else:
+        assert isinstance(fast, tuple) and (fast[0] == []) == (mutation == "junk-only")
+
+
+def _outcome(compute: Callable[[Path, Path, Baseline], tuple[list[str], bytes]], workspace: Path,
+             baseline_git: Path, baseline: Baseline) -> tuple[list[str], bytes] | str:
+    try:
+        return compute(workspace, baseline_git, baseline)
+    except WorkspaceError as exc:
+        return str(exc)
+
+
+def test_an_edit_with_size_and_mtime_restored_is_caught(ws: tuple[Path, Path, Baseline]) -> None:
+    """ctime cannot be set from userspace: restoring size, mtime and atime does not hide an edit."""
+    workspace, baseline_git, baseline = ws
+    target = workspace / "b.txt"
+    before = target.stat()
+    assert baseline.snapshot is not None and baseline.snapshot.trusted("b.txt", before)
+    target.write_text("BRAVO\n")  # same size
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = target.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    files, patch = _fast(workspace, baseline_git, baseline)
+    assert files == ["b.txt"] and b"+BRAVO" in patch
+
+
+def test_a_replaced_file_with_forged_stat_is_caught(ws: tuple[Path, Path, Baseline]) -> None:
+    workspace, baseline_git, baseline = ws
+    target = workspace / "a.py"
+    before = target.stat()
+    forged = workspace / "forged"
+    forged.write_text("def f():\n    return 9\n")
+    os.utime(forged, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(forged, target)
+    assert _fast(workspace, baseline_git, baseline)[0] == ["a.py"]
+
+
+def test_entries_written_in_the_snapshot_tick_are_never_trusted(tmp_path: Path) -> None:
+    """git's racy-entry rule: a ctime at or after the marker proves nothing."""
+    target = tmp_path / "f"
+    target.write_text("x\n")
+    st = target.stat()
+    key = (st.st_ino, st.st_dev, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    assert StatSnapshot({"f": key}, marker_ctime_ns=st.st_ctime_ns + 1).trusted("f", st)
+    assert not StatSnapshot({"f": key}, marker_ctime_ns=st.st_ctime_ns).trusted("f", st)
+    assert changed_candidates(tmp_path, StatSnapshot({"f": key}, marker_ctime_ns=st.st_ctime_ns)) == ["f"]
+
+
+def test_excluded_state_dirs_are_not_changes(ws: tuple[Path, Path, Baseline]) -> None:
+    workspace, baseline_git, baseline = ws
+    (workspace / ".agent-state").mkdir()
+    (workspace / ".agent-state" / "log").write_text("state\n")
+    changes = compute_changes(workspace, baseline_git, baseline, exclude_dirs=[".agent-state"])
+    assert changes.files == [] and changes.patch == b""
