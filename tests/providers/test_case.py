@@ -101,9 +101,11 @@ def test_admitted_case_run_passes_isolated_and_redacted(runs_dir: Path, tmp_path
                                   str(run_dir / "task" / "r1-string-slugify.task.json"), "--mode", "unattended"]
     assert invocation["cwd"] == str(workspace)
     dumped = read_json(backend / "home" / ENV_DUMP)
-    assert set(dumped) <= ALLOWED_ENV | {"SYNTH_API_KEY"}, set(dumped) - ALLOWED_ENV
+    assert set(dumped) <= ALLOWED_ENV | {"SYNTH_API_KEY", "OPENAI_API_KEY"}, set(dumped) - ALLOWED_ENV
     assert "CANARY_MUST_NOT_LEAK" not in dumped
     assert dumped["SYNTH_API_KEY"] == "[redacted]"  # it reached the child, and the evidence is redacted
+    # Case's agents (pi-ai) read the key from the model provider's standard variable, not models.json.
+    assert dumped["OPENAI_API_KEY"] == "[redacted]"
     assert dumped["HOME"] == str(backend / "home") and dumped["CASE_DATA_DIR"] == str(backend / "case-data")
     assert dumped["PI_CODING_AGENT_DIR"] == str(backend / "pi-agent")
     for path in run_dir.rglob("*"):
@@ -116,7 +118,13 @@ def test_admitted_case_run_passes_isolated_and_redacted(runs_dir: Path, tmp_path
     assert (backend / "case-state" / "run-log.jsonl").is_file()
     agent = report["agent_result"]
     assert agent["outcome"] == "completed" and agent["runLog"] == "backend/case-state/run-log.jsonl"
-    assert agent["eventLog"] == "backend/case-state/r1-string-slugify/events.jsonl"
+    assert agent["eventLog"].startswith("backend/case-state/r1-string-slugify/events/run-")
+    assert agent["signals"]["eventLog"] == "completed"
+    assert agent["plan"] == "backend/case-state/r1-string-slugify/plan.json"
+    assert agent["agents"] == [{"agent": a, "provider": "openai", "model": "synthetic-model"}
+                               for a in ("implementer", "verifier")]
+    assert agent["containment"]["contained"] is True and agent["containment"]["publishCredentials"] == []
+    assert report["usage"] is not None
     assert run_cli("verify", str(run_dir)).returncode == 0
 
 
@@ -200,3 +208,63 @@ def test_invalid_timeout_blocks_before_case_starts(runs_dir: Path, tmp_path: Pat
                for r in result.report["reasons"])
     assert "misconfigured" in (result.run_dir / "backend" / "provider-unavailable.txt").read_text()
     assert CASE_STARTED not in events(result.run_dir)
+
+
+def test_keyless_endpoint_gives_case_a_placeholder_key_where_pi_reads_it(
+        runs_dir: Path, tmp_path: Path, case_bin: Callable[..., Path]) -> None:
+    # Real ca's agents (pi-ai streamSimple) read OPENAI_API_KEY for provider openai, never models.json's apiKey;
+    # the synthetic ca fails its agents with an AGENT_RESULT parse error without it, as real ca does.
+    env = case_env(tmp_path, case_bin("fix"), CTO_HARNESS_CASE_MODEL_BASE_URL="http://127.0.0.1:9/v1")
+    result = run_case(runs_dir, env)
+    assert outcome(result) == ("pass", None), result.report and result.report["reasons"]
+    assert result.run_dir is not None
+    dumped = read_json(result.run_dir / "backend" / "home" / ENV_DUMP)
+    assert dumped["OPENAI_API_KEY"] == "cto-harness-no-key"
+
+
+def test_publish_credentials_are_refused_without_opt_in(runs_dir: Path, tmp_path: Path,
+                                                        case_bin: Callable[..., Path]) -> None:
+    ca = case_bin("fix")
+    env = case_env(tmp_path, ca, CTO_HARNESS_CASE_PASS_ENV="GH_TOKEN", GH_TOKEN="ghp_not_a_real_token_0123456789")
+    result = run_case(runs_dir, env)
+    assert outcome(result) == ("blocked", "provider-unavailable") and result.returncode == 3
+    assert result.report is not None and "CTO_HARNESS_CASE_ALLOW_PUBLISH" in result.report["reasons"][0]
+    assert result.run_dir is not None and CASE_STARTED not in events(result.run_dir)
+
+    opted = run_case(runs_dir, {**env, "CTO_HARNESS_CASE_ALLOW_PUBLISH": "1"})
+    assert outcome(opted) == ("pass", None) and opted.report is not None
+    containment = opted.report["agent_result"]["containment"]
+    assert containment["contained"] is False and containment["publishCredentials"] == ["GH_TOKEN"]
+    assert containment["publishAllowed"] is True
+
+
+def test_an_agent_on_another_model_fails_closed(runs_dir: Path, tmp_path: Path,
+                                                case_bin: Callable[..., Path]) -> None:
+    result = run_case(runs_dir, case_env(tmp_path, case_bin("wrong-model")))
+    assert outcome(result) == ("fail", "model-not-admitted") and result.report is not None
+    assert "verifier openai/some-other-model" in result.report["reasons"][0]
+
+
+def test_endpoint_failures_are_named_from_the_model_server_log(runs_dir: Path, tmp_path: Path,
+                                                               case_bin: Callable[..., Path]) -> None:
+    ca = case_bin("protocol-error")
+    never_written = tmp_path / "no-calls.jsonl"
+    result = run_case(runs_dir, case_env(tmp_path, ca, CTO_HARNESS_MODEL_SERVER_LOG=str(never_written)))
+    assert outcome(result) == ("fail", "provider-crashed") and result.report is not None
+    assert result.report["reasons"][0] == "Case: the model endpoint received no call (refused or unreachable)"
+    assert result.report["usage"] == {"input_tokens": 0, "output_tokens": 0, "cost_usd": None, "calls": 0}
+
+    log = tmp_path / "five-hundred.jsonl"
+    entry = {"protocol": "openai-chat", "status": 500, "kind": "server-error",
+             "response": {"error": {"message": "upstream exploded"}}}
+    log.write_text(json.dumps(entry) + "\n")
+    failed = run_case(runs_dir, case_env(tmp_path, ca, CTO_HARNESS_MODEL_SERVER_LOG=str(log)))
+    assert outcome(failed) == ("fail", "provider-crashed") and failed.report is not None
+    assert "HTTP 500: upstream exploded" in failed.report["reasons"][0]
+    assert failed.report["agent_result"]["endpoint"]["failures"] == ["HTTP 500: upstream exploded"]
+    assert failed.run_dir is not None and (failed.run_dir / "backend" / "model-server.jsonl").is_file()
+
+    # Without a log the class stays Case's own reading.
+    plain = run_case(runs_dir, case_env(tmp_path, ca))
+    assert outcome(plain) == ("fail", "agent-protocol-error")
+    assert plain.report is not None and plain.report["usage"] is not None

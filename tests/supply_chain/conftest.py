@@ -45,7 +45,7 @@ toolchain = [{{ name = "python3" }}]
 build_command = {command}
 artifact = "{artifact}"
 build_timeout_s = {timeout}
-
+{extra}
 [catalog.{name}.identify]
 args = ["--help"]
 patterns = ["toy provider", "(?m)^Usage: toy"]
@@ -108,11 +108,11 @@ class Harness:
 
     def add_entry(self, name: str, command: list[str] | None = None, *,
                   artifact: str = "dist/toy", timeout: float = 60, ident_timeout: float = 5,
-                  pin: str | None = None) -> None:
+                  pin: str | None = None, url: str | None = None, extra: str = "") -> None:
         cmd = command or ["python3", "build.py"]
         with self.config.open("a") as fh:
             fh.write(TOY_TOML.format(
-                name=name, url=self.repo.url, pin=pin or self.repo.pin,
+                name=name, url=url or self.repo.url, pin=pin or self.repo.pin, extra=extra,
                 command=json.dumps(cmd),
                 artifact=artifact, timeout=timeout, ident_timeout=ident_timeout))
 

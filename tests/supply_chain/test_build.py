@@ -95,7 +95,8 @@ def test_symlink_inside_the_checkout_is_accepted(harness: Harness) -> None:
     harness.add_entry("linked", ["python3", "-c", code])
     record = build(harness.entry("linked"), home=harness.home, environ=harness.environ)
     assert record.artifact is not None and record.artifact.symlink_target == "real/t"
-    assert record.artifact.absolute.endswith("dist/real/t")
+    assert record.artifact.built_path is not None and record.artifact.built_path.endswith("dist/real/t")
+    assert record.artifact.absolute == str(Path(record.build_dir) / "artifact" / "toy")
 
 
 def test_missing_toolchain_refuses_before_building(harness: Harness) -> None:

@@ -122,21 +122,35 @@ def toolchain_cmd(name: str, bootstrap: bool, remove: bool, as_json: bool) -> No
 
 @provider_group.command("build")
 @click.argument("name")
-@click.option("--timeout", "timeout_s", type=float, help="Build timeout in seconds.")
+@click.option("--source", help="Source URL (default: the latest discovery's, else the catalog's).")
+@click.option("--pin", help="Full 40-hex commit (default: the latest discovery's, else the catalog's).")
+@click.option("--timeout", "timeout_s", type=float, help="Build timeout in seconds (each build).")
+@click.option("--verify-reproducible", is_flag=True,
+              help="Build twice from fresh checkouts and compare the digests (exit 1 if they differ).")
 @json_option
-def build_cmd(name: str, timeout_s: float | None, as_json: bool) -> None:
+def build_cmd(name: str, source: str | None, pin: str | None, timeout_s: float | None,
+              verify_reproducible: bool, as_json: bool) -> None:
     """Build NAME at its pin in a fresh checkout."""
+    run = admission.verify_reproducible if verify_reproducible else admission.build
     with _refusals():
-        record = admission.build(_entry(name), home=_home(), environ=os.environ,
-                                 timeout_s=timeout_s)
+        record = run(_entry(name), home=_home(), environ=os.environ, timeout_s=timeout_s,
+                     source=source, pin=pin)
     art = record.artifact
     assert art is not None
     dirty = (f"  build modified tracked files: {', '.join(record.modified_tracked_files)}"
              if record.dirty else "  no tracked files modified")
+    lock = (f"\n  lockfile {record.lockfile.path} sha256 {record.lockfile.sha256}"
+            if record.lockfile else "")
+    repro = record.reproducibility
+    verdict = ("" if repro is None else
+               f"\n  reproducible {'yes' if repro.reproducible else 'NO'}: {' '.join(repro.digests)}")
     _emit(record, as_json, lambda: (
-        f"built {record.name} @ {record.pin} in {record.duration_s:.1f}s\n"
-        f"  artifact {art.absolute}\n  sha256   {art.sha256}\n{dirty}\n"
+        f"built {record.name} {record.source_url} @ {record.pin} ({record.pinned_by}) "
+        f"in {record.duration_s:.1f}s\n"
+        f"  artifact {art.absolute}\n  sha256   {art.sha256}{lock}{verdict}\n{dirty}\n"
         f"  record   {Path(record.build_dir) / 'build.json'}"))
+    if repro is not None and not repro.reproducible:
+        raise SystemExit(1)
 
 
 @provider_group.command("admit")
@@ -154,7 +168,8 @@ def admit_cmd(name: str, binary: Path | None, expect_sha256: str | None, as_json
     _emit(record, as_json, lambda: (
         f"{verb} {record.name} sha256 {record.sha256}\n  stored {record.path}\n"
         f"  source {record.source_url} @ {record.pin}"
-        f"{'' if record.built_here else ' (supplied binary: not built here)'}"))
+        f"{'' if record.built_here else ' (supplied binary: not built here)'}\n"
+        f"  reproducible {'not checked' if record.reproducible is None else record.reproducible}"))
 
 
 @provider_group.command("list")

@@ -22,7 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cto_harness.model_server._script import ActionStep, ReadStep, ReplaceStep, Script, WriteStep
+from cto_harness.model_server._case import CLOSER_COMMAND, REVIEW_COMMAND, CaseRole, agent_result, case_role
+from cto_harness.model_server._script import ActionStep, ReadStep, ReplaceStep, RunStep, Script, WriteStep
 from cto_harness.model_server._tools import (
     SHELL_TOOLS,
     ToolCall,
@@ -33,8 +34,8 @@ from cto_harness.model_server._tools import (
     shell_command_for,
 )
 
-ReplyMode = Literal["tools", "text-actions", "side"]
-ReplyKind = Literal["tool-call", "text-action", "finish", "side", "no-tool"]
+ReplyMode = Literal["tools", "text-actions", "side", "case"]
+ReplyKind = Literal["tool-call", "text-action", "finish", "side", "no-tool", "hang", "server-error"]
 
 SUBMIT_MARKERS = ("COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT", "MINI_SWE_AGENT_FINAL_OUTPUT")
 OBSERVATION_MARKER = "<returncode>"
@@ -71,6 +72,8 @@ class Decision:
     action: str | None = None
     text: str = ""
     tool_call: ToolCall | None = field(default=None)
+    role: str | None = None
+    """The WorkOS Case agent role (Case mode only)."""
 
 
 def choose_mode(script: Script, conv: Conversation) -> ReplyMode:
@@ -92,7 +95,44 @@ def submit_command(script: Script, conv: Conversation) -> str:
     return ""
 
 
+def case_steps(script: Script, role: CaseRole) -> list[ActionStep]:
+    """What each Case role does before its AGENT_RESULT (see ``_case``)."""
+    if role == "implementer":
+        return list(script.actions)
+    if role == "verifier":
+        runs: list[ActionStep] = [s for s in script.actions if isinstance(s, RunStep)]
+        return runs[-1:]
+    if role == "reviewer":
+        return [RunStep(action="run", command=REVIEW_COMMAND)]
+    if role == "closer":
+        return [RunStep(action="run", command=CLOSER_COMMAND)]
+    return []
+
+
+def decide_case(script: Script, conv: Conversation, role: CaseRole) -> Decision:
+    behaviour = script.case.behaviour(role)
+    if behaviour in ("hang", "server-error"):
+        return Decision("case", behaviour, role=role)
+    steps = case_steps(script, role) if behaviour in ("completed", "rubric-fail") else []
+    done = conv.tool_results
+    if done < len(steps):
+        step = steps[done]
+        call = map_step(step, conv.tools, conv.cwd)
+        if call is None:
+            text = f"scripted model: Case {role} step {done} ({step.action}) has no tool; offered: " + (
+                ", ".join(t.name for t in conv.tools) or "none")
+            return Decision("case", "no-tool", done, step.action, text, role=role)
+        return Decision("case", "tool-call", done, step.action, tool_call=call, role=role)
+    files = sorted({s.path for s in steps if isinstance(s, ReplaceStep | WriteStep)})
+    summary = script.finish_text if role == "implementer" else f"Scripted {role}: done."
+    text = agent_result(role, behaviour, summary=summary, files=files)
+    return Decision("case", "finish", len(steps), "finish", text, role=role)
+
+
 def decide(script: Script, conv: Conversation) -> Decision:
+    role = case_role(conv.prompt_text) if conv.tools else None
+    if role is not None:
+        return decide_case(script, conv, role)
     mode = choose_mode(script, conv)
     if mode == "side":
         return Decision(mode="side", kind="side", text=script.side_text)

@@ -34,6 +34,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cto_harness.model_server._case import CaseScript
+
 ACTIONS = ("read", "replace", "write", "run", "finish")
 Mode = Literal["auto", "tools", "text-actions"]
 
@@ -112,6 +114,8 @@ class Script(BaseModel):
     """Shell command that ends a mini-swe-agent-like session. None: detected from the
     prompt (``echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT``); empty string: never."""
     steps: list[Step] = Field(default_factory=list)
+    case: CaseScript = Field(default_factory=CaseScript)
+    """What each WorkOS Case agent role reports (``[case]``); see ``_case``."""
 
     @property
     def actions(self) -> list[ActionStep]:

@@ -6,6 +6,7 @@ import gzip
 import ipaddress
 import json
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -94,6 +95,8 @@ class ScriptedModelServer:
         self._requested_port = port
         self._ids = Ids()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        """Set by stop(): releases requests held open on purpose (Case ``hang``)."""
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -101,6 +104,7 @@ class ScriptedModelServer:
     def start(self) -> Self:
         if self._httpd is not None:
             return self
+        self._stopping.clear()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         server_class = type("_BoundHTTPServer", (_HTTPServer,), {"address_family": family})
         httpd: _HTTPServer = server_class((self.host.strip("[]"), self._requested_port), _Handler)
@@ -120,6 +124,7 @@ class ScriptedModelServer:
         self._httpd = self._thread = None
         if httpd is None:
             return
+        self._stopping.set()
         httpd.shutdown()
         httpd.server_close()
         if thread is not None:
@@ -194,6 +199,12 @@ class ScriptedModelServer:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     owner: ScriptedModelServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (pi-ai retrying after a 500) is not worth a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 _POST_ROUTES = {
@@ -284,6 +295,17 @@ class _Handler(BaseHTTPRequestHandler):
         }[protocol]
         conversation = module.conversation(body)
         decision = decide(owner.script, conversation)
+        if decision.kind == "hang":
+            # Case mode "hang": never answer; the connection closes when the server stops.
+            self._entry.update(mode=decision.mode, kind="hang", role=decision.role)
+            self._finish()
+            owner._stopping.wait()
+            self.close_connection = True
+            return
+        if decision.kind == "server-error":
+            self._entry.update(mode=decision.mode, kind="server-error", role=decision.role)
+            self._error(500, f"scripted model: server error on purpose (Case {decision.role})", protocol)
+            return
         stream = bool(body.get("stream"))
         options = body.get("stream_options")
         ctx = Context(
@@ -303,6 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
             kind=decision.kind,
             step=decision.step,
             action=decision.action,
+            role=decision.role,
             tool_results=conversation.tool_results,
             observations=conversation.observations,
             offered_tools=[t.name for t in conversation.tools],

@@ -126,6 +126,58 @@ def keep_model_server_log(ctx: RunContext) -> None:
         shutil.copyfile(source, ctx.backend_dir / MODEL_SERVER_EVIDENCE)
 
 
+MODEL_CALL_PROTOCOLS = frozenset({"openai-chat", "openai-responses", "anthropic-messages"})
+
+
+@dataclass(frozen=True)
+class EndpointLog:
+    """What the scripted model server's exchange log says about the model endpoint."""
+
+    calls: int
+    """Model calls answered (any status)."""
+    input_tokens: int
+    output_tokens: int
+    failures: list[str]
+    """``HTTP <status>: <message>`` of every call the endpoint failed (>= 500), and held calls."""
+
+    @property
+    def summary(self) -> str:
+        if self.failures:
+            return f"the model endpoint failed {len(self.failures)} of {self.calls} call(s): {self.failures[-1]}"
+        if self.calls == 0:
+            return "the model endpoint received no call (refused or unreachable)"
+        return f"the model endpoint answered {self.calls} call(s)"
+
+
+def read_model_server_log(ctx: RunContext) -> EndpointLog | None:
+    """The exchange log named by ``CTO_HARNESS_MODEL_SERVER_LOG`` (None when none is named).
+
+    A named log that does not exist means no call reached the endpoint.
+    """
+    source = ctx.environ.get(MODEL_SERVER_LOG_ENV)
+    if not source:
+        return None
+    calls = inp = out = 0
+    failures: list[str] = []
+    for entry in iter_jsonl(Path(source)):
+        if entry.get("protocol") not in MODEL_CALL_PROTOCOLS:
+            continue
+        calls += 1
+        status = as_int(entry.get("status"))
+        response = entry.get("response") if isinstance(entry.get("response"), dict) else {}
+        if entry.get("kind") == "hang":
+            failures.append("held open without an answer")
+        elif status is not None and status >= 500:
+            error = response.get("error") if isinstance(response, dict) else None
+            message = error.get("message") if isinstance(error, dict) else None
+            failures.append(f"HTTP {status}: {message or 'server error'}")
+        usage = response.get("usage") if isinstance(response, dict) else None
+        if isinstance(usage, dict):
+            inp += as_int(usage.get("prompt_tokens", usage.get("input_tokens"))) or 0
+            out += as_int(usage.get("completion_tokens", usage.get("output_tokens"))) or 0
+    return EndpointLog(calls=calls, input_tokens=inp, output_tokens=out, failures=failures[-20:])
+
+
 def as_int(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 

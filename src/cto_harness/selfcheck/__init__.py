@@ -1,6 +1,6 @@
 """Self-checks that prove the fail-closed paths: health, validate case, certify."""
 
-from cto_harness.selfcheck._certify import certify, real_client_checks
+from cto_harness.selfcheck._certify import certify, real_client_checks, run_scripted
 from cto_harness.selfcheck._digest_check import digest_mismatch_selfcheck
 from cto_harness.selfcheck._health import run_health
 from cto_harness.selfcheck._lab import CheckResult, Lab, SuiteResult
@@ -14,6 +14,7 @@ __all__ = [
     "digest_mismatch_selfcheck",
     "real_client_checks",
     "run_health",
+    "run_scripted",
     "tampered_digest",
     "validate_case",
 ]

@@ -43,6 +43,9 @@ REAL_CLIENTS = ("claude-code", "codex", "mini-swe-agent", "pi")
 ANTHROPIC_CLIENTS = frozenset({"claude-code"})
 """Clients that speak Anthropic Messages and take the base URL without ``/v1``."""
 SCRIPTED_MODEL_PROVIDER = "scripted"
+CASE_MODEL_PROVIDER = "openai"
+"""Case's pi-ai accepts a built-in model provider (a custom one is "Model not found"); its
+key variable gets the adapter's placeholder, its endpoint is the scripted server."""
 MODEL_SCRIPT = "model-script.toml"
 MODEL_PROTOCOLS = frozenset({"openai-chat", "openai-responses", "anthropic-messages"})
 
@@ -70,9 +73,10 @@ def scripted_environ(name: str, environ: Mapping[str, str], *, model: str, base_
                      log: Path | None) -> dict[str, str]:
     """``environ`` plus the settings pointing client ``name`` at a scripted model."""
     env = dict(environ)
-    env[env_var(name, "MODEL_PROVIDER")] = SCRIPTED_MODEL_PROVIDER
+    case = name == "case"
+    env[env_var(name, "MODEL_PROVIDER")] = CASE_MODEL_PROVIDER if case else SCRIPTED_MODEL_PROVIDER
     env[env_var(name, "MODEL")] = model
-    env[env_var(name, "BASE_URL")] = base_url
+    env[env_var(name, "MODEL_BASE_URL" if case else "BASE_URL")] = base_url
     if log is not None:
         env[MODEL_SERVER_LOG_ENV] = str(log)
     else:
@@ -107,10 +111,12 @@ def run_scripted(name: str, fixture: str, *, runs_dir: Path, environ: Mapping[st
         script = load_script(resolve_fixture(fixture) / MODEL_SCRIPT)
     options = RunOptions(timeout_s=timeout_s)
     if endpoint_down:
-        env = scripted_environ(name, environ, model=script.model,
-                               base_url=_client_url(name, f"http://127.0.0.1:{_closed_port()}"), log=None)
-        result = run_stage2(RunRequest(provider=name, fixture=fixture, runs_dir=runs_dir, options=options,
-                                       environ=env))
+        with tempfile.TemporaryDirectory(prefix="cto-harness-certify-") as tmp:
+            # A log nobody writes: the adapter can tell that no call reached the endpoint.
+            env = scripted_environ(name, environ, model=script.model, log=Path(tmp) / "model-server.jsonl",
+                                   base_url=_client_url(name, f"http://127.0.0.1:{_closed_port()}"))
+            result = run_stage2(RunRequest(provider=name, fixture=fixture, runs_dir=runs_dir, options=options,
+                                           environ=env))
         return ScriptedRun(result=result, model_requests=0)
     with tempfile.TemporaryDirectory(prefix="cto-harness-certify-") as tmp:
         log = Path(tmp) / "model-server.jsonl"

@@ -48,6 +48,12 @@ def _behaviour(behaviour: str, expect: Expectation) -> LabCheck:
     return check
 
 
+def _keyless_endpoint(lab: Lab) -> CheckResult:
+    """A base URL and no credential: Case's agents still find a key where pi-ai looks (OPENAI_API_KEY)."""
+    environ = lab.case_environ("fix", CTO_HARNESS_CASE_MODEL_BASE_URL="http://127.0.0.1:9/v1")
+    return observe(lab.run("case-keyless-endpoint", environ=environ), _started("pass", None))
+
+
 def _missing_binary(lab: Lab) -> CheckResult:
     result = lab.run("case-missing-binary", environ=lab.case_environ(None))
     return observe(result, _blocked("provider-unavailable", "provider-unavailable.txt"))
@@ -98,6 +104,9 @@ SCENARIOS: dict[str, LabCheck] = {
     "success_without_edits_is_no_changes": _behaviour("noop-success", _started("fail", "no-changes")),
     "agent_reported_failure_classified": _behaviour("agent-failure", _started("fail", "agent-reported-failure")),
     "no_final_line_is_protocol_error": _behaviour("no-final-line", _started("fail", "agent-protocol-error")),
+    "agent_on_other_model_fails_closed": _behaviour(
+        "wrong-model", _started("fail", "model-not-admitted", reason_contains="verifier openai/some-other-model")),
+    "keyless_endpoint_gets_the_pi_key_variable": _keyless_endpoint,
     "missing_binary_blocks": _missing_binary,
     "unadmitted_binary_blocks": _unadmitted_binary,
     "tampered_digest_blocks": tampered_digest,

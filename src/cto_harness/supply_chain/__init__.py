@@ -8,7 +8,15 @@ binary into a content-addressed read-only store after it self-identifies. At run
 """
 
 from cto_harness.evidence import sha256_file
-from cto_harness.supply_chain._build import build, check_artifact, latest_good_build, list_builds
+from cto_harness.supply_chain._build import (
+    build,
+    build_checkout,
+    build_source,
+    check_artifact,
+    latest_good_build,
+    list_builds,
+    verify_reproducible,
+)
 from cto_harness.supply_chain._catalog import (
     CatalogEntry,
     Identify,
@@ -57,6 +65,8 @@ from cto_harness.supply_chain._records import (
     BuildRecord,
     DiscoveryRecord,
     IdentifyResult,
+    LockfileInfo,
+    Reproducibility,
     ToolchainReport,
     ToolStatus,
     VerifyEntry,
@@ -105,9 +115,11 @@ __all__ = [
     "InstallError",
     "InstallRecord",
     "KnownDigest",
+    "LockfileInfo",
     "PinError",
     "ProviderOverview",
     "ProviderSummary",
+    "Reproducibility",
     "Resolution",
     "StoreError",
     "ToolRequirement",
@@ -121,6 +133,8 @@ __all__ = [
     "admit",
     "bootstrap_bun",
     "build",
+    "build_checkout",
+    "build_source",
     "catalog_entry",
     "check_artifact",
     "check_toolchain",
@@ -150,5 +164,6 @@ __all__ = [
     "validate_pin",
     "verify",
     "verify_launcher",
+    "verify_reproducible",
     "write_toolchain_report",
 ]

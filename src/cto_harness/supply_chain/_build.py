@@ -1,36 +1,58 @@
 """Build a provider from its pin in a fresh checkout, and record everything.
 
-The build never touches the discovery clone: it clones (from the discovery clone when
-there is one, else from the source) into ``<home>/builds/<name>/<pin>-<stamp>/src``,
-runs the catalog's build command with bootstrapped toolchains first on PATH under a
-timeout, and writes ``build.json`` even when the build fails. Tracked files the build
-modified are listed (a dirty build is recorded, not hidden). The artifact must be a
-regular executable file inside the checkout.
+Source and pin come from the operator (``--source``/``--pin``), else from the latest
+discovery (what ``provider discover`` verified), else from the catalog. The build never
+touches the discovery clone: it clones (from the discovery clone when it holds that
+source at that pin, else from the source) into a checkout whose path depends only on
+the provider and the pin, ``<home>/build-src/<name>/<pin>/`` (wiped and re-cloned for
+every build, one build of a pin at a time), because a compiled binary may embed its build
+path. ``SOURCE_DATE_EPOCH`` is the pinned commit's committer time. The catalog's install
+command runs first (the lockfile's digest is recorded), then the build command, with
+bootstrapped toolchains first on PATH under one timeout. ``build.json`` is written even
+when the build fails, in ``<home>/builds/<name>/<pin>-<stamp>/``, and the artifact is
+copied next to it. Tracked files the build modified are listed (a dirty build is
+recorded, not hidden). The artifact must be a regular executable file inside the
+checkout.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from cto_harness.evidence import sha256_file
 from cto_harness.proc import run_to_log
 from cto_harness.supply_chain._atomic import write_json
 from cto_harness.supply_chain._catalog import CatalogEntry
-from cto_harness.supply_chain._discover import discovery_dir, load_discovery
+from cto_harness.supply_chain._discover import discovery_dir, latest_discovery, load_discovery
 from cto_harness.supply_chain._errors import AdmissionError, BuildError, ToolchainError
-from cto_harness.supply_chain._git import clone_at_pin, redact_url, status, url_secrets
-from cto_harness.supply_chain._records import ArtifactInfo, BuildRecord
+from cto_harness.supply_chain._git import (
+    clone_at_pin,
+    commit_time,
+    redact_url,
+    status,
+    url_secrets,
+    validate_pin,
+)
+from cto_harness.supply_chain._records import ArtifactInfo, BuildRecord, LockfileInfo, Reproducibility
 from cto_harness.supply_chain._toolchain import bootstrapped_bin_dirs, check_toolchain, search_path
-from cto_harness.supply_chain._util import iso, stamp, utc_now
+from cto_harness.supply_chain._util import force_rmtree, iso, stamp, utc_now
 
 UNTRACKED_CAP = 200
 
 
 def builds_dir(home: Path, name: str) -> Path:
     return home / "builds" / name
+
+
+def build_checkout(home: Path, name: str, pin: str) -> Path:
+    """The checkout of every build of ``name`` at ``pin``: its path depends on nothing else."""
+    return home / "build-src" / name / pin
 
 
 def _new_build_dir(home: Path, name: str, pin: str) -> Path:
@@ -45,6 +67,18 @@ def _new_build_dir(home: Path, name: str, pin: str) -> Path:
             continue
         return candidate
     raise BuildError(f"cannot allocate a build directory under {root}")
+
+
+@contextmanager
+def _checkout_lock(checkout: Path) -> Iterator[None]:
+    """One build of a pin at a time: they share the pin-derived checkout path."""
+    checkout.parent.mkdir(parents=True, exist_ok=True)
+    with open(checkout.parent / f"{checkout.name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def check_artifact(checkout: Path, relative: str) -> ArtifactInfo:
@@ -63,8 +97,34 @@ def check_artifact(checkout: Path, relative: str) -> ArtifactInfo:
         raise BuildError(f"artifact {relative} is not a regular file")
     if not os.access(real, os.X_OK):
         raise BuildError(f"artifact {relative} is not executable")
-    return ArtifactInfo(path=relative, absolute=str(real), sha256=sha256_file(real),
+    return ArtifactInfo(path=relative, absolute=str(real), built_path=str(real), sha256=sha256_file(real),
                         bytes=real.stat().st_size, symlink_target=link)
+
+
+def _keep_artifact(info: ArtifactInfo, build_dir: Path, file_name: str) -> ArtifactInfo:
+    """Copy the artifact out of the shared checkout into the build's own dir."""
+    kept = build_dir / "artifact" / file_name
+    kept.parent.mkdir()
+    shutil.copyfile(info.absolute, kept)
+    kept.chmod(0o755)
+    digest = sha256_file(kept)
+    if digest != info.sha256:
+        raise BuildError(f"artifact changed while being copied ({info.sha256} -> {digest})")
+    return info.model_copy(update={"absolute": str(kept)})
+
+
+def build_source(entry: CatalogEntry, *, home: Path, source: str | None = None,
+                 pin: str | None = None) -> tuple[str, str, str]:
+    """(source URL, pin, pinned_by): the operator's, else the latest discovery's, else the catalog's."""
+    discovered = latest_discovery(home, entry.name)
+    if source is not None or pin is not None:
+        commit = validate_pin(pin or (discovered.pin if discovered else entry.pin))
+        of_pin = load_discovery(home, entry.name, commit)
+        known = of_pin or discovered
+        return source or (known.source_url if known else entry.source_url), commit, "operator"
+    if discovered is not None:
+        return discovered.source_url, discovered.pin, "discovery"
+    return entry.source_url, entry.pin, "catalog"
 
 
 def build(
@@ -73,8 +133,10 @@ def build(
     home: Path,
     environ: Mapping[str, str],
     timeout_s: float | None = None,
+    source: str | None = None,
+    pin: str | None = None,
 ) -> BuildRecord:
-    """Build ``entry`` at its pin; return the successful build record.
+    """Build ``entry`` at its pin (see :func:`build_source`); return the successful build record.
 
     Raises:
         ToolchainError: a required tool is missing (no build dir is made).
@@ -87,23 +149,26 @@ def build(
             f"toolchain for {entry.name} incomplete ({toolchain.summary}); run "
             f"`cto-harness provider toolchain {entry.name} --bootstrap`"
         )
-    discovery = load_discovery(home, entry.name, entry.pin)
-    if discovery is not None:
-        origin, cloned_from = str(discovery_dir(home, entry.name, entry.pin) / "checkout"), "discovery"
+    url, commit, pinned_by = build_source(entry, home=home, source=source, pin=pin)
+    discovery = load_discovery(home, entry.name, commit)
+    if discovery is not None and discovery.source_url == redact_url(url):
+        origin, cloned_from = str(discovery_dir(home, entry.name, commit) / "checkout"), "discovery"
         source_url = discovery.source_url
     else:
-        origin, cloned_from = entry.source_url, "source"
-        source_url = redact_url(entry.source_url)
-    build_dir = _new_build_dir(home, entry.name, entry.pin)
-    checkout = build_dir / "src"
+        origin, cloned_from = url, "source"
+        source_url = redact_url(url)
+    build_dir = _new_build_dir(home, entry.name, commit)
+    checkout = build_checkout(home, entry.name, commit)
     log = build_dir / "build.log"
     log.touch()
     path_value = search_path(home, environ, entry.bun_version)
     started = utc_now()
+    clock = time.monotonic()
     fields: dict[str, object] = {
-        "name": entry.name, "source_url": source_url, "pin": entry.pin,
+        "name": entry.name, "source_url": source_url, "pin": commit, "pinned_by": pinned_by,
         "cloned_from": cloned_from, "build_dir": str(build_dir), "checkout": str(checkout),
-        "command": list(entry.build_command), "timeout_s": timeout, "log": str(log),
+        "command": list(entry.build_command), "install_command": entry.install_command,
+        "timeout_s": timeout, "log": str(log),
         "toolchain": toolchain, "started_at": iso(started),
         "path_prepend": [str(d) for d in bootstrapped_bin_dirs(home, entry.bun_version)],
     }
@@ -117,40 +182,85 @@ def build(
         write_json(build_dir / "build.json", record)
         return record
 
-    try:
-        fields["head"] = clone_at_pin(origin, checkout, entry.pin, environ=environ,
-                                      shown_source=source_url, secrets=url_secrets(origin))
-    except AdmissionError as exc:
-        finish(False, f"checkout failed: {exc}")
-        raise BuildError(f"build checkout failed: {exc} (record: {build_dir / 'build.json'})") from exc
-
-    resolved = shutil.which(entry.build_command[0], path=path_value)
-    if resolved is None and os.sep not in entry.build_command[0]:
-        failure = f"build command {entry.build_command[0]!r} not found on PATH"
-        finish(False, failure)
-        raise BuildError(f"{failure} (record: {build_dir / 'build.json'})")
-    fields["resolved_command"] = resolved
-    env = {**environ, "PATH": path_value}
-    result = run_to_log(entry.build_command, cwd=checkout, env=env, timeout_s=timeout, log=log)
-    tracked, untracked = status(checkout, environ=environ)
-    fields.update(
-        exit_code=None if result.timed_out else result.exit_code, timed_out=result.timed_out,
-        modified_tracked_files=tracked, untracked_files=untracked[:UNTRACKED_CAP],
-        untracked_truncated=len(untracked) > UNTRACKED_CAP, dirty=bool(tracked),
-    )
     where = f"(log: {log}; record: {build_dir / 'build.json'})"
-    if result.timed_out:
-        finish(False, f"build timed out after {timeout:g}s")
-        raise BuildError(f"build of {entry.name} timed out after {timeout:g}s {where}")
-    if result.exit_code != 0:
-        finish(False, f"build command exited {result.exit_code}")
-        raise BuildError(f"build of {entry.name} failed: exit {result.exit_code} {where}")
-    try:
-        artifact = check_artifact(checkout, entry.artifact)
-    except BuildError as exc:
-        finish(False, str(exc))
-        raise BuildError(f"{exc} {where}") from exc
+    with _checkout_lock(checkout):
+        force_rmtree(checkout)
+        try:
+            fields["head"] = clone_at_pin(origin, checkout, commit, environ=environ,
+                                          shown_source=source_url, secrets=url_secrets(origin))
+            epoch = commit_time(checkout, environ=environ)
+        except AdmissionError as exc:
+            finish(False, f"checkout failed: {exc}")
+            raise BuildError(f"build checkout failed: {exc} (record: {build_dir / 'build.json'})") from exc
+        fields["source_date_epoch"] = epoch
+        if entry.lockfile is not None:
+            lock = checkout / entry.lockfile
+            fields["lockfile"] = LockfileInfo(path=entry.lockfile,
+                                              sha256=sha256_file(lock) if lock.is_file() else None)
+        env = {**environ, "PATH": path_value, "SOURCE_DATE_EPOCH": str(epoch)}
+        for step in ([entry.install_command] if entry.install_command else []) + [entry.build_command]:
+            resolved = shutil.which(step[0], path=path_value)
+            if resolved is None and os.sep not in step[0]:
+                failure = f"build command {step[0]!r} not found on PATH"
+                finish(False, failure)
+                raise BuildError(f"{failure} (record: {build_dir / 'build.json'})")
+            installing = step is entry.install_command
+            if not installing:
+                fields["resolved_command"] = resolved
+            with log.open("a") as fh:
+                fh.write(f"$ {' '.join(step)}\n")
+            left = max(0.1, timeout - (time.monotonic() - clock))
+            result = run_to_log(step, cwd=checkout, env=env, timeout_s=left, log=log)
+            fields["install_exit_code" if installing else "exit_code"] = None if result.timed_out else result.exit_code
+            fields["timed_out"] = result.timed_out
+            if result.timed_out:
+                finish(False, f"build timed out after {timeout:g}s")
+                raise BuildError(f"build of {entry.name} timed out after {timeout:g}s {where}")
+            if result.exit_code != 0:
+                what = "install command" if installing else "build command"
+                finish(False, f"{what} exited {result.exit_code}")
+                verb = "install step failed" if installing else "failed"
+                raise BuildError(f"build of {entry.name} {verb}: exit {result.exit_code} {where}")
+        tracked, untracked = status(checkout, environ=environ)
+        fields.update(
+            modified_tracked_files=tracked, untracked_files=untracked[:UNTRACKED_CAP],
+            untracked_truncated=len(untracked) > UNTRACKED_CAP, dirty=bool(tracked),
+        )
+        try:
+            artifact = _keep_artifact(check_artifact(checkout, entry.artifact), build_dir,
+                                      entry.artifact_name)
+        except BuildError as exc:
+            finish(False, str(exc))
+            raise BuildError(f"{exc} {where}") from exc
     return finish(True, artifact=artifact)
+
+
+def verify_reproducible(
+    entry: CatalogEntry,
+    *,
+    home: Path,
+    environ: Mapping[str, str],
+    timeout_s: float | None = None,
+    source: str | None = None,
+    pin: str | None = None,
+) -> BuildRecord:
+    """Build twice from fresh checkouts and compare the artifacts' digests.
+
+    Returns the second build's record, which carries ``reproducibility`` (also written
+    to its ``build.json``); ``admit`` copies it into the admission record.
+
+    Raises:
+        ToolchainError, BuildError: as :func:`build`, for either build.
+    """
+    first = build(entry, home=home, environ=environ, timeout_s=timeout_s, source=source, pin=pin)
+    second = build(entry, home=home, environ=environ, timeout_s=timeout_s, source=source, pin=pin)
+    assert first.artifact is not None and second.artifact is not None
+    digests = [first.artifact.sha256, second.artifact.sha256]
+    record = second.model_copy(update={"reproducibility": Reproducibility(
+        reproducible=digests[0] == digests[1], digests=digests,
+        builds=[first.build_dir, second.build_dir])})
+    write_json(Path(second.build_dir) / "build.json", record)
+    return record
 
 
 def list_builds(home: Path, name: str) -> list[BuildRecord]:

@@ -105,6 +105,11 @@ class CatalogEntry(BaseModel):
     from a registry rather than built from source."""
     toolchain: list[ToolRequirement] = Field(default_factory=list)
     build_command: list[str] = Field(min_length=1)
+    install_command: list[str] | None = None
+    """Run before ``build_command`` in the fresh checkout (Case: ``bun install
+    --frozen-lockfile``, dependencies from the npm registry); None: no install step."""
+    lockfile: str | None = None
+    """The dependency lockfile whose SHA-256 every build records (Case: ``bun.lock``)."""
     artifact: str
     identify: Identify
     build_timeout_s: float = Field(default=1800.0, gt=0)
@@ -137,12 +142,21 @@ class CatalogEntry(BaseModel):
             object.__setattr__(self, "pin", pin)
         return self
 
-    @field_validator("artifact")
+    @field_validator("install_command")
     @classmethod
-    def _artifact(cls, v: str) -> str:
+    def _install(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("install_command must name a command (or be left out)")
+        return v
+
+    @field_validator("artifact", "lockfile")
+    @classmethod
+    def _artifact(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
         p = PurePosixPath(v)
         if not v or p.is_absolute() or ".." in p.parts or p.name in ("", "."):
-            raise ValueError(f"artifact {v!r} must be a relative path inside the checkout")
+            raise ValueError(f"{v!r} must be a relative path inside the checkout")
         return str(p)
 
     @field_validator("bun_version")

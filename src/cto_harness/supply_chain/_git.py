@@ -184,3 +184,8 @@ def status(repo: Path, *, environ: Mapping[str, str]) -> tuple[list[str], list[s
 
 def git_version(environ: Mapping[str, str]) -> str:
     return run_git(["--version"], environ=environ).stdout.strip()
+
+
+def commit_time(repo: Path, *, environ: Mapping[str, str]) -> int:
+    """HEAD's committer time (Unix seconds): the build's ``SOURCE_DATE_EPOCH``."""
+    return int(run_git(["log", "-1", "--format=%ct"], environ=environ, cwd=repo).stdout.strip())

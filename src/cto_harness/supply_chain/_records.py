@@ -87,9 +87,30 @@ class ArtifactInfo(_Record):
     path: str
     """Path relative to the build checkout (the catalog's ``artifact``)."""
     absolute: str
+    """The kept copy (``<build dir>/artifact/<file>``): the checkout is reused by the next
+    build of the same pin, so the artifact is copied out of it."""
+    built_path: str | None = None
+    """Where the build wrote it (inside the pin-derived checkout)."""
     sha256: str
     bytes: int
     symlink_target: str | None = None
+
+
+class LockfileInfo(_Record):
+    path: str
+    """Relative to the checkout (the catalog's ``lockfile``)."""
+    sha256: str | None
+    """None when the checkout has no such file (recorded, and the install step decides)."""
+
+
+class Reproducibility(_Record):
+    """``provider build --verify-reproducible``: two builds of one pin, fresh checkouts."""
+
+    reproducible: bool
+    digests: list[str]
+    """The artifact digest of each build, in build order."""
+    builds: list[str]
+    """The two build dirs."""
 
 
 class BuildRecord(_Record):
@@ -102,10 +123,17 @@ class BuildRecord(_Record):
     head: str | None = None
     cloned_from: str
     """``discovery`` (the local discovery clone) or ``source`` (the source URL)."""
+    pinned_by: Literal["operator", "discovery", "catalog"] = "catalog"
+    """Who chose source + pin: ``--source/--pin``, the latest discovery, or the catalog."""
     build_dir: str
     checkout: str
     command: list[str]
     resolved_command: str | None = None
+    install_command: list[str] | None = None
+    install_exit_code: int | None = None
+    lockfile: LockfileInfo | None = None
+    source_date_epoch: int | None = None
+    """``SOURCE_DATE_EPOCH`` given to the build: the pinned commit's committer time."""
     timeout_s: float
     started_at: str
     finished_at: str
@@ -121,6 +149,8 @@ class BuildRecord(_Record):
     dirty: bool = False
     """True when the build changed tracked files (recorded, not hidden)."""
     artifact: ArtifactInfo | None = None
+    reproducibility: Reproducibility | None = None
+    """Set on the second build of ``--verify-reproducible``."""
     ok: bool
     failure: str | None = None
 
@@ -161,6 +191,10 @@ class AdmissionRecord(_Record):
     expect_sha256: str | None = None
     known_digest_note: str | None = None
     """Set when the digest equals a catalog ``known_digests`` entry (informational)."""
+    reproducible: bool | None = None
+    """From the build's ``--verify-reproducible`` check; None when it was not checked."""
+    reproducibility_digests: list[str] = Field(default_factory=list)
+    """Both builds' digests when ``reproducible`` is set."""
     provenance: str
     admitted_at: str
     revoked: bool = False

@@ -23,6 +23,7 @@ from cto_harness.evidence import sha256_file
 from cto_harness.supply_chain._atomic import write_json
 from cto_harness.supply_chain._build import latest_good_build, list_builds
 from cto_harness.supply_chain._catalog import CatalogEntry, registry_digest
+from cto_harness.supply_chain._discover import latest_discovery
 from cto_harness.supply_chain._errors import AdmitError, StoreError
 from cto_harness.supply_chain._git import redact_url
 from cto_harness.supply_chain._identify import identify
@@ -107,6 +108,10 @@ def provenance_statement(
                 "toolchain": {t.name: t.version_output for t in build.toolchain.tools},
                 "modifiedTrackedFiles": build.modified_tracked_files,
                 "artifact": build.artifact.path if build.artifact else None,
+                "installCommand": build.install_command,
+                "lockfile": build.lockfile.model_dump() if build.lockfile else None,
+                "sourceDateEpoch": build.source_date_epoch,
+                "reproducibility": build.reproducibility.model_dump() if build.reproducibility else None,
             },
             "resolvedDependencies": [dependency],
         }
@@ -229,8 +234,11 @@ def admit(
         stored_path = final / file_name
         ident = ident.model_copy(update={"argv": [str(stored_path), *entry.identify.args]})
         admitted = utc_now()
-        source_url = build.source_url if build else redact_url(entry.source_url)
-        pin = build.pin if build else entry.pin
+        discovered = None if build else latest_discovery(home, entry.name)
+        source_url = (build.source_url if build else discovered.source_url if discovered
+                      else redact_url(entry.source_url))
+        pin = build.pin if build else discovered.pin if discovered else entry.pin
+        repro = build.reproducibility if build else None
         known = next((k.note or "known digest" for k in entry.known_digests
                       if k.sha256 == digest), None)
         record = AdmissionRecord(
@@ -243,6 +251,8 @@ def admit(
             binary_origin=str(binary),
             toolchain=list(build.toolchain.tools) if build else None,
             identify=ident, expect_sha256=expected, known_digest_note=known,
+            reproducible=repro.reproducible if repro else None,
+            reproducibility_digests=list(repro.digests) if repro else [],
             provenance=str(final / "provenance.intoto.json"),
             admitted_at=iso(admitted),
         )

@@ -46,20 +46,27 @@ class CaseSignals:
     fatal: str | None = None
     """The last ``Fatal:``/``Error:`` line on stderr."""
     last_stderr_line: str | None = None
+    pipeline_end: dict[str, Any] | None = None
+    """The last ``pipeline_end`` event of Case's own event log (``.case/<slug>/events/run-<id>.jsonl``)."""
+    phases: list[str] = field(default_factory=list)
+    """Agents whose phase started, in event-log order."""
+    agents: list[dict[str, Any]] = field(default_factory=list)
+    """Every ``spawning agent`` stderr log line: agent, provider, model."""
 
     @property
     def outcome(self) -> str | None:
         """``failed`` if any signal says so, else ``completed`` if any does, else None."""
         said = [self.stdout_outcome,
                 (self.finished or {}).get("outcome"),
-                (self.run_log or {}).get("outcome")]
+                (self.run_log or {}).get("outcome"),
+                (self.pipeline_end or {}).get("outcome")]
         if "failed" in said:
             return "failed"
         return "completed" if "completed" in said else None
 
     @property
     def failed_agent(self) -> str | None:
-        for source in (self.finished or {}, self.run_log or {}):
+        for source in (self.pipeline_end or {}, self.finished or {}, self.run_log or {}):
             agent = source.get("failedAgent")
             if isinstance(agent, str) and agent:
                 return agent
@@ -102,9 +109,14 @@ def _add_unique(items: list[str], value: object) -> None:
             items.append(clipped)
 
 
-def read_signals(stdout: bytes, stderr: bytes, run_log: bytes) -> CaseSignals:
-    """Collect the completion signals from stdout, stderr and the run log."""
+def read_signals(stdout: bytes, stderr: bytes, run_log: bytes, event_log: bytes = b"") -> CaseSignals:
+    """Collect the completion signals from stdout, stderr, the run log and Case's event log."""
     signals = CaseSignals()
+    for obj in _json_objects(_lines(event_log)):
+        if obj.get("event") == "pipeline_end":
+            signals.pipeline_end = obj
+        elif obj.get("event") == "phase_start" and isinstance(obj.get("agent"), str):
+            signals.phases.append(obj["agent"])
     out = _lines(stdout)
     if out:
         signals.final_line = _clip(out[-1])
@@ -124,6 +136,8 @@ def read_signals(stdout: bytes, stderr: bytes, run_log: bytes) -> CaseSignals:
     for obj in _json_objects(err):
         if obj.get("msg") == "pipeline finished":
             signals.finished = obj
+        elif obj.get("msg") == "spawning agent" and len(signals.agents) < 100:
+            signals.agents.append({k: obj.get(k) for k in ("agent", "provider", "model")})
         _add_unique(signals.errors, obj.get("error"))
         _add_unique(signals.failure_classes, obj.get("failureClass"))
     for obj in _json_objects(_lines(run_log)):
@@ -172,7 +186,10 @@ def agent_result(signals: CaseSignals, *, event_log: str | None, run_log: str | 
             "stdout": signals.stdout_outcome,
             "pipelineFinished": finished.get("outcome"),
             "runLog": (signals.run_log or {}).get("outcome"),
+            "eventLog": (signals.pipeline_end or {}).get("outcome"),
         },
+        "agents": signals.agents,
+        "phases": signals.phases,
         "caseEventLog": finished.get("eventLog") if isinstance(finished.get("eventLog"), str) else None,
         "eventLog": event_log,
         "runLog": run_log,
@@ -201,3 +218,9 @@ def interpret_case(signals: CaseSignals, *, exit_code: int | None, timed_out: bo
     failure_class, reasons = classify(signals, exit_code=exit_code, timed_out=timed_out)
     return Outcome(failure_class=failure_class, reasons=reasons,
                    agent_result=agent_result(signals, event_log=event_log, run_log=run_log))
+
+
+def model_mismatches(signals: CaseSignals, provider: str, model: str) -> list[str]:
+    """``agent provider/model`` of every spawned agent that ran another model than the admitted one."""
+    return [f"{a.get('agent')} {a.get('provider')}/{a.get('model')}" for a in signals.agents
+            if (a.get("provider"), a.get("model")) != (provider, model)]

@@ -23,6 +23,7 @@ BEHAVIOURS = (
     "noop-success",
     "agent-failure",
     "no-final-line",
+    "wrong-model",
 )
 _MARKER = 'BEHAVIOUR = "fix"\n'
 

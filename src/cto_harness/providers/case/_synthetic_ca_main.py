@@ -5,8 +5,13 @@ one: ``ca run --task <slug>.task.json --mode unattended`` reads the task pair, r
 the repo through ``$CASE_DATA_DIR/projects.json``, reads ``models.default`` from
 ``config.json`` and refuses with ``Fatal:`` (exit 1) when those are missing; a pipeline
 that runs to its end exits 0 whether it succeeded or failed, printing ``[unattended] ``
-lines on stdout, one JSON log object per stderr line and an entry in
-``.case/run-log.jsonl``; it commits its work with git and rewrites the task JSON.
+lines on stdout, one JSON log object per stderr line (``spawning agent`` with each
+agent's provider/model, ``pipeline finished`` naming the event log), its own event log
+``.case/<slug>/events/run-<id>.jsonl`` (``pipeline_start`` ... ``pipeline_end``), a
+``.case/<slug>/plan.json`` and an entry in ``.case/run-log.jsonl``; it commits its work
+with git and rewrites the task JSON. Like real ``ca`` (pi-ai) its agents take the model
+provider's key from the provider's standard variable (``OPENAI_API_KEY`` for ``openai``),
+never from ``models.json``: without it every agent fails with an AGENT_RESULT parse error.
 It only ever sees the workspace: the fix for ``r1-string-slugify`` is embedded here.
 Every run dumps its environment to ``$HOME/synthetic-ca-environ.json`` so tests can
 prove the allowlist. Never imported by the harness; ``BEHAVIOUR`` is set per copy.
@@ -19,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -47,6 +53,8 @@ def slugify(text):
     return _NOT_ALNUM.sub("-", text.lower()).strip("-")
 '''
 _SLEEP_FOREVER = "import time\nwhile True:\n    time.sleep(60)\n"
+PI_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "google": "GEMINI_API_KEY"}
+NO_RESULT = "AGENT_RESULT start delimiter not found"
 
 
 def _now() -> str:
@@ -54,7 +62,7 @@ def _now() -> str:
 
 
 def log(msg: str, **fields: Any) -> None:
-    print(json.dumps({"level": 30, "time": _now(), "msg": msg, **fields}), file=sys.stderr, flush=True)
+    print(json.dumps({"ts": _now(), "level": "info", "msg": msg, **fields}), file=sys.stderr, flush=True)
 
 
 def say(text: str) -> None:
@@ -122,13 +130,26 @@ class Run:
         self.repo = Path(repo["path"])
         self.task_id = str(self.task.get("id"))
         self.state = self.repo / ".case"
-        self.event_log = self.state / self.task_id / "events.jsonl"
+        self.run_id = str(uuid.uuid4())
+        self.event_log = self.state / self.task_id / "events" / f"run-{self.run_id}.jsonl"
         self.started = _now()
 
     def event(self, kind: str, **fields: Any) -> None:
         self.event_log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.event_log, "a") as fh:
-            fh.write(json.dumps({"ts": _now(), "type": kind, **fields}) + "\n")
+            fh.write(json.dumps({"ts": _now(), "runId": self.run_id, "event": kind, **fields}) + "\n")
+
+    def spawn(self, agent: str, phase: str) -> bool:
+        """Start a phase's agent the way real Case logs it; False when its model call cannot work."""
+        self.event("phase_start", phase=phase, agent=agent)
+        model = "some-other-model" if BEHAVIOUR == "wrong-model" and agent == "verifier" else self.model
+        log("spawning agent", agent=agent, cwd=str(self.repo), provider=self.provider, model=model, timeout=600000)
+        key_env = PI_KEY_ENV.get(self.provider)
+        if os.environ.get("PI_CODING_AGENT_DIR") and key_env and not os.environ.get(key_env):
+            log("agent completed", agent=agent, durationMs=1, status="failed")
+            log(f"phase:{phase}", phase=phase, status="failed", error=NO_RESULT)
+            return False
+        return True
 
     def set_task(self, status: str, agents: dict[str, str]) -> None:
         self.task["status"] = status
@@ -142,7 +163,7 @@ class Run:
         self.state.mkdir(exist_ok=True)
         with open(self.state / "run-log.jsonl", "a") as fh:
             fh.write(json.dumps(entry) + "\n")
-        self.event("pipeline_finished", outcome=outcome, failedAgent=failed_agent)
+        self.event("pipeline_end", outcome=outcome, failedAgent=failed_agent, durationMs=1)
         log("pipeline finished", outcome=outcome, failedAgent=failed_agent, eventLog=str(self.event_log))
         say("Pipeline completed successfully." if outcome == "completed" else f"Pipeline failed at {phase} phase.")
         sys.exit(0)
@@ -163,13 +184,17 @@ class Run:
         if BEHAVIOUR == "fatal":
             die("Fatal", f"Model not found: {self.provider}/{self.model}")
         self.state.mkdir(exist_ok=True)
-        log("pipeline started", taskId=self.task_id, repo=str(self.repo), profile=self.task.get("profile"),
-            provider=self.provider, model=self.model, eventLog=str(self.event_log))
-        self.event("pipeline_started", taskId=self.task_id)
+        (self.state / self.task_id).mkdir(exist_ok=True)
+        (self.state / self.task_id / "plan.json").write_text(json.dumps({"runId": self.run_id, "taskId": self.task_id}))
+        log("pipeline started", phase="dag", mode="unattended", task=self.task_id, runId=self.run_id)
+        self.event("pipeline_start", taskId=self.task_id, profile=self.task.get("profile"))
         say(f"Task {self.task_id}: {self.title}")
         say(f"Model: {self.provider}/{self.model}")
         self.set_task("implementing", {"implementer": "running"})
         say("Running implementer...")
+        if not self.spawn("implementer", "implement"):
+            self.set_task("implementing", {"implementer": "failed"})
+            self.finish("failed", "implementer", "implement")
         if BEHAVIOUR == "sleep":
             time.sleep(3600)
         if BEHAVIOUR == "hang-with-children":
@@ -195,6 +220,8 @@ class Run:
                 self.finish("failed", "implementer", "implement")
         log("phase:implement", status="completed")
         say("Running verifier...")
+        if not self.spawn("verifier", "verify"):
+            self.finish("failed", "verifier", "verify")
         if BEHAVIOUR == "agent-failure":
             log("phase:verify", status="failed", error="verifier: the reproduced scenario still fails",
                 failureClass="verification-failed")

@@ -23,6 +23,16 @@ PRISTINE_TASK_FILE = "case-task.pristine.json"
 DEFAULT_MODEL_API = "openai-completions"
 NO_API_KEY = "cto-harness-no-key"
 """pi needs some apiKey for a custom endpoint; a keyless local proxy gets this placeholder."""
+PI_KEY_ENV = {
+    "openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "azure-openai-responses": "AZURE_OPENAI_API_KEY",
+    "google": "GEMINI_API_KEY", "groq": "GROQ_API_KEY", "cerebras": "CEREBRAS_API_KEY", "xai": "XAI_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY", "vercel-ai-gateway": "AI_GATEWAY_API_KEY", "zai": "ZAI_API_KEY",
+    "mistral": "MISTRAL_API_KEY", "minimax": "MINIMAX_API_KEY", "minimax-cn": "MINIMAX_CN_API_KEY",
+    "huggingface": "HF_TOKEN", "opencode": "OPENCODE_API_KEY", "kimi-coding": "KIMI_API_KEY",
+}
+"""The variable pi-ai reads a model provider's key from (its ``getEnvApiKey``). Case calls
+pi-ai's ``streamSimple`` without an ``apiKey``, so this variable, not the ``apiKey`` of
+``models.json``, is what a Case agent authenticates with."""
 _GITCONFIG = (
     "# Written by cto-harness: Case commits the agent's work in the workspace.\n"
     "[user]\n\tname = Case agent (cto-harness)\n\temail = case-agent@cto-harness.invalid\n"
