@@ -8,6 +8,7 @@ signal. The real clients are exercised in ``test_real_clients.py``.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ OUTPUT: dict[tuple[str, str], Any] = {
 FAIL_CLASS = {"pi": "provider-crashed", "claude-code": "agent-reported-failure",
               "codex": "agent-reported-failure", "mini-swe-agent": "agent-reported-failure"}
 CLIENTS = ("claude-code", "codex", "mini-swe-agent", "pi")
+PROXIED = r"http://127\.0\.0\.1:\d+"
+"""Clients are pointed at the egress proxy's address (see docs/security.md, Egress)."""
 
 
 def stand_in(tmp_path: Path, client: str, behaviour: str) -> Path:
@@ -87,8 +90,9 @@ def test_completion_signal_and_usage_parsed(client: str, tmp_path: Path) -> None
     result = run(client, stand_in(tmp_path, client, "ok"), tmp_path)
     report = result.report
     assert (report.verdict, report.failure_class, report.lane) == ("pass", None, "unadmitted"), report.reasons
-    assert report.usage is not None
-    assert (report.usage.input_tokens, report.usage.output_tokens) == (100, 7)
+    reported = report.usage.reported
+    assert reported is not None
+    assert (reported.input_tokens, reported.output_tokens) == (100, 7)
     env = seen(result)["env"]
     assert "LEAKY_SECRET" not in env
     assert env["HOME"] == str(result.run_dir / "backend" / "home")
@@ -125,7 +129,7 @@ def test_claude_code_argv_and_env(tmp_path: Path) -> None:
     argv, env = seen(result)["argv"], seen(result)["env"]
     assert "--allowedTools=Bash,Read,Edit" in argv and argv[argv.index("--model") + 1] == "scripted-1"
     assert argv[argv.index("-p") + 1].startswith("# Fix slugify")
-    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9"
+    assert re.fullmatch(PROXIED + "", env["ANTHROPIC_BASE_URL"])  # the egress proxy, not the endpoint itself
     assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1" and env["CLAUDE_CODE_MAX_RETRIES"] == "0"
 
 
@@ -135,7 +139,7 @@ def test_codex_argv_and_config(tmp_path: Path) -> None:
     for flag in ("--json", "--skip-git-repo-check", "plugins", "unbounded_connection_retries"):
         assert flag in argv
     config = (result.run_dir / "backend" / "codex-home" / "config.toml").read_text()
-    assert 'wire_api = "responses"' in config and 'base_url = "http://127.0.0.1:9/v1"' in config
+    assert 'wire_api = "responses"' in config and re.search(f'base_url = "{PROXIED}/v1"', config)
 
 
 def test_codex_config_never_overrides_a_builtin_provider_id() -> None:
@@ -147,7 +151,7 @@ def test_pi_models_json_and_settings(tmp_path: Path) -> None:
     result = run("pi", stand_in(tmp_path, "pi", "ok"), tmp_path)
     agent = result.run_dir / "backend" / "pi-agent"
     models = json.loads((agent / "models.json").read_text())
-    assert models["providers"]["scripted"]["baseUrl"] == "http://127.0.0.1:9/v1"
+    assert re.fullmatch(PROXIED + "/v1", models["providers"]["scripted"]["baseUrl"])
     assert json.loads((agent / "settings.json").read_text())["retry"]["enabled"] is False
     assert seen(result)["env"]["PI_OFFLINE"] == "1"
 
@@ -156,7 +160,7 @@ def test_mini_swe_agent_argv_and_offline_env(tmp_path: Path) -> None:
     result = run("mini-swe-agent", stand_in(tmp_path, "mini-swe-agent", "ok"), tmp_path)
     argv, env = seen(result)["argv"], seen(result)["env"]
     assert argv[argv.index("-m") + 1] == "openai/scripted-1"
-    assert "model.model_kwargs.api_base=http://127.0.0.1:9/v1" in argv
+    assert any(re.fullmatch(f"model.model_kwargs.api_base={PROXIED}/v1", a) for a in argv)
     assert env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True" and env["MSWEA_MODEL_RETRY_STOP_AFTER_ATTEMPT"] == "1"
 
 

@@ -32,7 +32,10 @@ def test_certify_passes_every_builtin_fixture(client: str, tmp_path: Path) -> No
         run_dir = Path(row["run_dir"])
         report = json.loads((run_dir / "report.json").read_text())
         assert (report["verdict"], report["lane"]) == ("pass", "real")
-        assert report["usage"]["input_tokens"] > 0 and report["usage"]["output_tokens"] > 0
+        for source in ("measured", "reported"):
+            assert report["usage"][source]["input_tokens"] > 0 and report["usage"][source]["output_tokens"] > 0
+        assert report["usage"]["measured"]["calls"] == row["model_requests"]
+        assert report["network"]["calls"] == row["model_requests"]
         log = (run_dir / "backend" / "model-server.jsonl").read_text().splitlines()
         assert PROTOCOL[client] in {json.loads(line)["protocol"] for line in log}
         assert row["model_requests"] >= 2

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cto_harness.egress import Budgets, EgressProxy, Endpoint, Ledger, Policy, Price
+from cto_harness.core import ModelPrice
+from cto_harness.egress import Budgets, EgressProxy, Endpoint, Ledger, Policy
 from cto_harness.model_server import ScriptedModelServer, parse_script
 
 MODEL = "scripted-test"
@@ -70,7 +71,7 @@ class Running:
 
 
 @contextmanager
-def running_proxy(url: str, tmp: Path, *, budgets: Budgets | None = None, price: Price | None = None,
+def running_proxy(url: str, tmp: Path, *, budgets: Budgets | None = None, price: ModelPrice | None = None,
                   keep_bodies: bool = False) -> Iterator[Running]:
     ledger = tmp / "model-calls.jsonl"
     policy = Policy(model=MODEL, model_provider="scripted", budgets=budgets or Budgets(), price=price)

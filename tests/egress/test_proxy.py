@@ -10,7 +10,8 @@ from pathlib import Path
 
 from egress_helpers import MODEL, Listener, call, chat, model_server, running_proxy
 
-from cto_harness.egress import Budgets, Price
+from cto_harness.core import ModelPrice
+from cto_harness.egress import Budgets
 
 
 def test_admitted_model_is_forwarded_and_recorded(tmp_path: Path) -> None:
@@ -78,7 +79,7 @@ def test_max_calls_lets_exactly_that_many_through(tmp_path: Path) -> None:
 
 
 def test_token_budget_refuses_once_spent_and_cost_is_priced(tmp_path: Path) -> None:
-    price = Price(input_usd_per_mtok=1.0, output_usd_per_mtok=2.0)
+    price = ModelPrice(input_usd_per_mtok=1.0, output_usd_per_mtok=2.0)
     with model_server() as server, running_proxy(server.base_url, tmp_path, budgets=Budgets(max_output_tokens=1),
                                                  price=price) as run:
         first = call(run.port, "/v1/chat/completions", chat())

@@ -33,8 +33,28 @@ def _summary(report: Report, run_dir: Path) -> str:
         counts = report.tests.counts
         detail = f" ({counts.passed} passed, {counts.failed} failed)" if counts else ""
         lines.append(f"tests:         {'passed' if report.tests.passed else 'failed'}{detail}")
+    lines.extend(_usage_lines(report))
     lines.extend(f"  - {reason}" for reason in report.reasons)
     return "\n".join(lines)
+
+
+def _usage_lines(report: Report) -> list[str]:
+    def figures(usage: object) -> str:
+        if usage is None:
+            return "-"
+        calls, tin, tout, cost = (getattr(usage, k) for k in ("calls", "input_tokens", "output_tokens", "cost_usd"))
+        return (f"{'?' if calls is None else calls} calls, {'?' if tin is None else tin} in / "
+                f"{'?' if tout is None else tout} out tokens, cost {'-' if cost is None else f'${cost:.4f}'}")
+
+    lines = []
+    if report.network is not None:
+        net = report.network
+        lines.append(f"network:       {net.mode}, endpoint {net.endpoint or 'none (no network)'}, "
+                     f"{net.calls} calls, {net.denied} denied")
+    lines.append(f"usage:         measured {figures(report.usage.measured)}")
+    lines.append(f"               reported {figures(report.usage.reported)}")
+    lines.extend(f"  ! usage disagreement: {d}" for d in report.usage.disagreements())
+    return lines
 
 
 @click.command("run")

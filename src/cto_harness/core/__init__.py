@@ -3,6 +3,7 @@
 from cto_harness.core._config import (
     ConfigError,
     HarnessConfig,
+    ModelPrice,
     ProviderConfig,
     config_path,
     harness_home,
@@ -22,6 +23,7 @@ __all__ = [
     "HarnessConfig",
     "Lane",
     "ModelInfo",
+    "ModelPrice",
     "ProcessResult",
     "ProviderConfig",
     "ProviderInfo",

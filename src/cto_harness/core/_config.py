@@ -29,6 +29,17 @@ class ProviderConfig(BaseModel):
     """Allowlist of ``model-provider/model`` pairs; None means any explicitly named pair."""
 
 
+class ModelPrice(BaseModel):
+    """USD per million tokens of one model (``[prices."<model-provider>/<model>"]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_usd_per_mtok: float = Field(ge=0)
+    """Price of one million input (prompt) tokens."""
+    output_usd_per_mtok: float = Field(ge=0)
+    """Price of one million output (completion) tokens."""
+
+
 class HarnessConfig(BaseModel):
     """The whole ``cto-harness.toml``."""
 
@@ -37,6 +48,9 @@ class HarnessConfig(BaseModel):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     catalog: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Provider catalog entries that add to or override the built-in catalog."""
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    """Model prices keyed ``"<model-provider>/<model>"``: the egress proxy prices measured calls
+    and enforces ``CTO_HARNESS_<P>_MAX_COST_USD`` with them (no entry: cost null)."""
     source: str | None = None
     """Path the config was read from (None: built-in defaults)."""
 

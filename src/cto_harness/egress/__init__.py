@@ -2,9 +2,9 @@
 
 from cto_harness.egress._endpoint import FORWARDER_PORT, Endpoint, EndpointError, redact_url
 from cto_harness.egress._ledger import KEEP_BODIES_ENV, LEDGER_NAME, Ledger
-from cto_harness.egress._policy import BudgetError, Budgets, Policy, Price, price_for
+from cto_harness.egress._policy import BudgetError, Budgets, Policy, cost_usd, price_for
 from cto_harness.egress._proxy import EgressProxy
-from cto_harness.egress._session import FORWARDER, Egress, EgressError, EgressOutcome, NetworkMode, open_egress
+from cto_harness.egress._session import FORWARDER, Egress, EgressError, EgressOutcome, NetworkMode, plan_egress
 from cto_harness.egress._usage import CallUsage, parse_usage, request_info
 
 __all__ = [
@@ -24,9 +24,9 @@ __all__ = [
     "Ledger",
     "NetworkMode",
     "Policy",
-    "Price",
-    "open_egress",
+    "cost_usd",
     "parse_usage",
+    "plan_egress",
     "price_for",
     "redact_url",
     "request_info",

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from cto_harness.core import ModelPrice
 
 Denial = Literal["model-not-admitted", "budget-exceeded"]
 
@@ -27,37 +27,15 @@ class BudgetError(ValueError):
     """A budget variable is present but unusable (the run is blocked, not a bug)."""
 
 
-class Price(BaseModel):
-    """USD per million tokens for one model (``[prices."provider/model"]``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    input_usd_per_mtok: float
-    """Price of one million input (prompt) tokens."""
-    output_usd_per_mtok: float
-    """Price of one million output (completion) tokens."""
-
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok) / 1e6
-
-
-def price_for(config_extra: Mapping[str, Any] | None, model_provider: str | None, model: str | None) -> Price | None:
-    """The operator's price for ``model_provider/model``, or None when the table has none.
-
-    Raises:
-        BudgetError: the table's entry for this model is malformed.
-    """
-    table = (config_extra or {}).get("prices")
-    if not isinstance(table, Mapping) or model is None:
+def price_for(prices: Mapping[str, ModelPrice], model_provider: str | None, model: str | None) -> ModelPrice | None:
+    """The operator's price for ``model_provider/model`` (or bare ``model``), None when unlisted."""
+    if model is None:
         return None
-    entry = table.get(f"{model_provider}/{model}", table.get(model))
-    if entry is None:
-        return None
-    try:
-        return Price.model_validate(entry)
-    except ValidationError as exc:
-        raise BudgetError(f"price table entry for {model_provider}/{model} is invalid: "
-                          f"{exc.errors()[0]['msg']}") from exc
+    return prices.get(f"{model_provider}/{model}") or prices.get(model)
+
+
+def cost_usd(price: ModelPrice, input_tokens: int, output_tokens: int) -> float:
+    return (input_tokens * price.input_usd_per_mtok + output_tokens * price.output_usd_per_mtok) / 1e6
 
 
 @dataclass(frozen=True)
@@ -115,7 +93,7 @@ class Policy:
     model: str | None
     model_provider: str | None = None
     budgets: Budgets = field(default_factory=Budgets)
-    price: Price | None = None
+    price: ModelPrice | None = None
     spend: Spend = field(default_factory=Spend)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -173,7 +151,7 @@ class Policy:
             s.output_tokens += output_tokens or 0
             if self.price is None or (input_tokens is None and output_tokens is None):
                 return None
-            cost = self.price.cost(input_tokens or 0, output_tokens or 0)
+            cost = cost_usd(self.price, input_tokens or 0, output_tokens or 0)
             if s.cost_usd is not None:
                 s.cost_usd += cost
             return cost

@@ -158,6 +158,13 @@ def _response(status: int, body: bytes, *, close: bool = False) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+def free_loopback_port() -> int:
+    """A loopback port free right now (host mode binds it again when the proxy starts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

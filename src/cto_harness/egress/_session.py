@@ -24,16 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cto_harness.core import FailureClass, ModelInfo, Usage
+from cto_harness.core import FailureClass, ModelInfo, ModelPrice, Usage
 from cto_harness.egress._endpoint import Endpoint, EndpointError, redact_url
 from cto_harness.egress._ledger import KEEP_BODIES_ENV, LEDGER_NAME, Ledger
 from cto_harness.egress._policy import BudgetError, Budgets, Policy, price_for
-from cto_harness.egress._proxy import EgressProxy
+from cto_harness.egress._proxy import EgressProxy, free_loopback_port
 
 NetworkMode = Literal["isolated", "host"]
 EGRESS_DIR = "egress"
 SOCKET_NAME = "proxy.sock"
 FORWARDER = Path(__file__).with_name("_forwarder.py")
+SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
+"""The forwarder runs on a system interpreter when there is one (already in the sandbox's view)."""
 
 
 class EgressError(ValueError):
@@ -59,35 +61,44 @@ class EgressOutcome:
 
 
 class Egress:
-    """The network side of one provider run. Build it with :func:`open_egress`."""
+    """The network side of one provider run: :func:`plan_egress`, then ``start``, then ``finish``."""
 
-    def __init__(self, *, provider: str, mode: NetworkMode, endpoint: Endpoint | None, egress_dir: Path,
-                 backend_dir: Path, proxy: EgressProxy | None, port: int | None) -> None:
+    def __init__(self, *, provider: str, mode: NetworkMode, endpoint: Endpoint | None, run_dir: Path,
+                 backend_dir: Path, policy: Policy | None, port: int | None, keep_bodies: bool = False) -> None:
         self.provider = provider
         self.mode = mode
         self.endpoint = endpoint
-        self.egress_dir = egress_dir
+        self.egress_dir = run_dir / EGRESS_DIR
         self.backend_dir = backend_dir
-        self.proxy = proxy
+        self.policy = policy
         self.port = port
+        self.keep_bodies = keep_bodies
+        self.proxy: EgressProxy | None = None
         self._finished: EgressOutcome | None = None
 
     @property
-    def socket_path(self) -> Path | None:
-        """The Unix socket the sandbox must see (read-only bind of its directory)."""
-        return self.egress_dir / SOCKET_NAME if self.mode == "isolated" and self.proxy else None
+    def proxied(self) -> bool:
+        return self.endpoint is not None
 
     @property
     def network(self) -> Literal["none", "host", "proxy"]:
-        """The sandbox network policy this run needs."""
+        """The sandbox network policy this run needs: "proxy" is "none" plus the egress socket."""
         if self.mode == "host":
             return "host"
-        return "proxy" if self.proxy is not None else "none"
+        return "proxy" if self.proxied else "none"
 
-    def add_secrets(self, secrets: Sequence[str]) -> None:
-        """Credential values the ledger must never show (known only after prepare)."""
-        if self.proxy is not None:
-            self.proxy.ledger.add_secrets(secrets)
+    @property
+    def socket_path(self) -> Path | None:
+        """The Unix socket the in-namespace forwarder relays to (isolated mode with an endpoint)."""
+        return self.egress_dir / SOCKET_NAME if self.mode == "isolated" and self.proxied else None
+
+    @property
+    def readable(self) -> list[Path]:
+        """What the sandbox must show read-only: the egress dir (socket, forwarder) and its interpreter."""
+        if self.socket_path is None:
+            return []
+        python = forwarder_python()
+        return [self.egress_dir, *([] if python.startswith(SYSTEM_PYTHONS) else [Path(python)])]
 
     def provider_environ(self, environ: Mapping[str, str]) -> dict[str, str]:
         """``environ`` with the provider's endpoint variables pointing at the in-namespace address."""
@@ -116,8 +127,30 @@ class Egress:
         """``argv`` behind the in-namespace forwarder (isolated mode with an endpoint)."""
         if self.socket_path is None or self.port is None:
             return list(argv)
-        return [os.path.realpath(sys.executable), "-I", "-S", str(self.egress_dir / FORWARDER.name),
-                str(self.port), str(self.socket_path), "--", *argv]
+        return [forwarder_python(), "-I", "-S", str(self.egress_dir / FORWARDER.name), str(self.port),
+                str(self.socket_path), "--", *argv]
+
+    def start(self, secrets: Sequence[str] = ()) -> None:
+        """Start the proxy (nothing to start without an endpoint).
+
+        Raises:
+            OSError: the proxy could not listen.
+        """
+        if self.endpoint is None or self.policy is None or self.port is None:
+            return
+        self.egress_dir.mkdir(mode=0o755)
+        ledger = Ledger(self.egress_dir / LEDGER_NAME, keep_bodies=self.keep_bodies, secrets=secrets)
+        proxy = self.proxy = EgressProxy(self.endpoint, self.policy, ledger)
+        try:
+            if self.mode == "isolated":
+                shutil.copyfile(FORWARDER, self.egress_dir / FORWARDER.name)
+                proxy.listen_unix(self.egress_dir / SOCKET_NAME)
+            else:
+                proxy.listen_tcp(port=self.port)
+            proxy.start()
+        except BaseException:
+            proxy.stop()
+            raise
 
     def finish(self) -> EgressOutcome:
         """Stop the proxy, install the ledger into backend/, and say what happened on the wire."""
@@ -144,7 +177,7 @@ class Egress:
         if tally.refused_models:
             asked = sorted(set(tally.refused_models))
             policy_failure = ("model-not-admitted", (
-                f"the provider asked the endpoint for {', '.join(asked)}; only "
+                f"the provider asked the endpoint for model {', '.join(asked)}; only "
                 f"{proxy.policy.model_provider}/{proxy.policy.model} is admitted "
                 f"({len(tally.refused_models)} call(s) refused by the egress proxy)"))
         elif tally.budget:
@@ -178,48 +211,41 @@ class Egress:
             self.egress_dir.rmdir()
 
 
-def open_egress(*, provider: str, model: ModelInfo, run_dir: Path, backend_dir: Path, environ: Mapping[str, str],
-                config_extra: Mapping[str, Any] | None, isolated: bool, secrets: Sequence[str] = ()) -> Egress:
-    """Start the proxy for ``model.base_url`` (when one is admitted) and return the run's egress.
+def forwarder_python() -> str:
+    for candidate in SYSTEM_PYTHONS:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return os.path.realpath(sys.executable)
+
+
+def plan_egress(*, provider: str, model: ModelInfo, run_dir: Path, backend_dir: Path, environ: Mapping[str, str],
+                prices: Mapping[str, ModelPrice], isolated: bool) -> Egress:
+    """Decide the run's egress for ``model.base_url`` (the admitted endpoint, if any); start nothing.
 
     Raises:
-        EgressError: the endpoint is not a usable http(s) URL, a budget or price setting is
-            malformed, or a budget cannot be enforced (https tunnel, cost without a price).
+        EgressError: the endpoint is not a usable http(s) URL, a budget setting is malformed,
+            or a budget cannot be enforced (no endpoint, an https tunnel, cost without a price).
     """
     mode: NetworkMode = "isolated" if isolated else "host"
-    egress_dir = run_dir / EGRESS_DIR
     try:
         endpoint = Endpoint.parse(model.base_url) if model.base_url else None
         budgets = Budgets.from_environ(environ, _prefix(provider))
-        price = price_for(config_extra, model.provider, model.model)
     except (EndpointError, BudgetError) as exc:
         raise EgressError(str(exc)) from exc
+    price = price_for(prices, model.provider, model.model)
     if endpoint is None:
         if budgets.any:
             raise EgressError(f"budgets are set for {provider} but no endpoint is admitted "
                               f"({_prefix(provider)}BASE_URL): the harness could not enforce them")
-        return Egress(provider=provider, mode=mode, endpoint=None, egress_dir=egress_dir, backend_dir=backend_dir,
-                      proxy=None, port=None)
+        return Egress(provider=provider, mode=mode, endpoint=None, run_dir=run_dir, backend_dir=backend_dir,
+                      policy=None, port=None)
     if endpoint.tunnelled and budgets.any:
         raise EgressError(f"budgets are set for {provider} but {redact_url(endpoint.url)} is https: the proxy only "
                           "tunnels it and cannot count tokens; use an http:// endpoint or drop the budgets")
     if budgets.max_cost_usd is not None and price is None:
         raise EgressError(f"{_prefix(provider)}MAX_COST_USD is set but the operator config has no price for "
                           f"{model.provider}/{model.model} ([prices.\"{model.provider}/{model.model}\"])")
-    egress_dir.mkdir(mode=0o755)
-    ledger = Ledger(egress_dir / LEDGER_NAME, keep_bodies=environ.get(KEEP_BODIES_ENV) == "1", secrets=secrets)
+    port = endpoint.inner_port() if isolated else free_loopback_port()
     policy = Policy(model=model.model, model_provider=model.provider, budgets=budgets, price=price)
-    proxy = EgressProxy(endpoint, policy, ledger)
-    try:
-        if isolated:
-            shutil.copyfile(FORWARDER, egress_dir / FORWARDER.name)
-            proxy.listen_unix(egress_dir / SOCKET_NAME)
-            port = endpoint.inner_port()
-        else:
-            port = proxy.listen_tcp()
-        proxy.start()
-    except BaseException:
-        proxy.stop()
-        raise
-    return Egress(provider=provider, mode=mode, endpoint=endpoint, egress_dir=egress_dir, backend_dir=backend_dir,
-                  proxy=proxy, port=port)
+    return Egress(provider=provider, mode=mode, endpoint=endpoint, run_dir=run_dir, backend_dir=backend_dir,
+                  policy=policy, port=port, keep_bodies=environ.get(KEEP_BODIES_ENV) == "1")

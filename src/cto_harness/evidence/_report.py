@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cto_harness.core import EXIT_CODES, FailureClass, ModelInfo, ProviderInfo, Usage, Verdict
 
-SCHEMA_VERSION: Literal["cto-harness.report/1"] = "cto-harness.report/1"
+SCHEMA_VERSION: Literal["cto-harness.report/2"] = "cto-harness.report/2"
+"""/2: ``usage`` became {measured, reported} and ``network`` was added; /1 reports are migrated on load."""
 
 FailureClassName = FailureClass
 ProviderBlock = ProviderInfo
@@ -110,6 +111,50 @@ class EventsBlock(_Strict):
     head_sha256: str
 
 
+class UsageReport(_Strict):
+    """Two sources of usage that must not be confused: the wire and the provider's word."""
+
+    measured: UsageBlock | None = None
+    """Counted by the harness's egress proxy from the responses on the wire (null: nothing was
+    measured: no endpoint admitted, an https endpoint only tunnelled, or a run that never started)."""
+    reported: UsageBlock | None = None
+    """The provider's own figures as it printed them (null: it printed none)."""
+
+    @property
+    def best(self) -> UsageBlock | None:
+        """The figures to count: measured on the wire when there are any, else the provider's own."""
+        return self.measured if self.measured is not None else self.reported
+
+    def disagreements(self) -> list[str]:
+        """Figures both sides give that differ (``calls`` too, when the provider counts them)."""
+        if self.measured is None or self.reported is None:
+            return []
+        out = []
+        for name in ("calls", "input_tokens", "output_tokens"):
+            wire, said = getattr(self.measured, name), getattr(self.reported, name)
+            if wire is not None and said is not None and wire != said:
+                out.append(f"{name}: measured {wire}, reported {said}")
+        return out
+
+
+class NetworkBlock(_Strict):
+    """What the provider could reach and what crossed the egress proxy."""
+
+    mode: Literal["isolated", "host"]
+    """"isolated": own network namespace, the proxy is the only exit; "host": the operator chose no
+    sandbox, so the proxy records and polices calls but cannot stop a provider going around it."""
+    endpoint: str | None = None
+    """The admitted endpoint (credentials redacted); null: no network at all in isolated mode."""
+    calls: int = 0
+    """Model calls forwarded (https: tunnelled connections)."""
+    denied: int = 0
+    """Requests the proxy refused (another model, a spent budget, another destination)."""
+    ledger: str | None = None
+    """Run-relative path of the call ledger (``backend/model-calls.jsonl``)."""
+    endpoint_errors: dict[str, int] = Field(default_factory=dict)
+    """Endpoint failures by kind (``HTTP 503``, ``connection refused``) and count."""
+
+
 class HarnessBlock(_Strict):
     version: str
     python: str
@@ -119,7 +164,7 @@ class HarnessBlock(_Strict):
 class Report(_Strict):
     """One Stage 2 run, whatever happened in it."""
 
-    schema_version: Literal["cto-harness.report/1"] = SCHEMA_VERSION
+    schema_version: Literal["cto-harness.report/2"] = SCHEMA_VERSION
     run_id: str
     stage: Literal["stage2"] = "stage2"
     lane: Literal["fake", "real", "unadmitted"]
@@ -135,7 +180,9 @@ class Report(_Strict):
     reasons: list[str]
     backend: BackendBlock
     agent_result: dict[str, Any] | None = None
-    usage: UsageBlock | None = None
+    usage: UsageReport = Field(default_factory=UsageReport)
+    network: NetworkBlock | None = None
+    """Null when no provider process was started."""
     changes: ChangesBlock
     tests: TestsBlock
     artifacts: dict[str, Artifact]
@@ -143,9 +190,18 @@ class Report(_Strict):
     events: EventsBlock
     harness: HarnessBlock
 
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        """Read /1 reports: their ``usage`` was the provider's own figures (or null)."""
+        if isinstance(data, dict) and data.get("schema_version") == "cto-harness.report/1":
+            usage = {"measured": None, "reported": data.get("usage")}
+            data = {**data, "schema_version": SCHEMA_VERSION, "usage": usage}
+        return data
+
 
 def report_schema() -> dict[str, Any]:
     schema = Report.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://cto-harness.invalid/schema/report-1.json"
+    schema["$id"] = "https://cto-harness.invalid/schema/report-2.json"
     return schema

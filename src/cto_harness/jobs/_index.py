@@ -55,7 +55,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 def _row(job: str, agent: str, fixture: str, run_dir: Path, report: Report) -> tuple[object, ...]:
     match = _DIR.match(run_dir.name)
     attempt, retry = (int(match.group(1)), int(match.group(2) or 0)) if match else (0, 0)
-    usage = report.usage
+    usage = report.usage.best
     sha = hashlib.sha256((run_dir / "report.json").read_bytes()).hexdigest()
     return (str(run_dir), job, agent, fixture, attempt, retry, report.verdict, report.failure_class,
             report.duration_s, usage.input_tokens if usage else None, usage.output_tokens if usage else None,

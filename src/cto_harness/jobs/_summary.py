@@ -44,7 +44,7 @@ def pass_hat_k(n: int, c: int, k: int) -> float | None:
 def _usage_total(reports: list[Report]) -> dict[str, float | int | None]:
     totals: dict[str, float | int | None] = {}
     for key in ("input_tokens", "output_tokens", "cost_usd", "calls"):
-        values = [getattr(r.usage, key) for r in reports if r.usage is not None and getattr(r.usage, key) is not None]
+        values = [getattr(r.usage.best, key) for r in reports if getattr(r.usage.best, key, None) is not None]
         totals[key] = round(sum(values), 6) if values else None
     return totals
 

@@ -20,10 +20,12 @@ from cto_harness.evidence import (
     FixtureRef,
     HarnessBlock,
     ModelBlock,
+    NetworkBlock,
     ProviderBlock,
     Report,
     TestsBlock,
     UsageBlock,
+    UsageReport,
     atomic_write_bytes,
     atomic_write_text,
     collect_artifacts,
@@ -52,6 +54,9 @@ class RunState:
     backend: BackendBlock = field(default_factory=BackendBlock)
     agent_result: dict[str, Any] | None = None
     usage: UsageBlock | None = None
+    """The provider's own (reported) figures."""
+    measured_usage: UsageBlock | None = None
+    network: NetworkBlock | None = None
     changes: ChangesBlock = field(default_factory=ChangesBlock)
     tests: TestsBlock = field(default_factory=TestsBlock)
     secrets: list[str] = field(default_factory=list)
@@ -129,7 +134,8 @@ def _build_report(state: RunState, events: EventLog) -> Report:
         or ["no verdict was reached (harness error)"],
         backend=state.backend,
         agent_result=state.agent_result,
-        usage=state.usage,
+        usage=UsageReport(measured=state.measured_usage, reported=state.usage),
+        network=state.network,
         changes=state.changes,
         tests=state.tests,
         artifacts=collect_artifacts(state.run_dir),

@@ -16,10 +16,11 @@ import signal
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cto_harness.core import HarnessConfig, harness_home, load_config
+from cto_harness.egress import Egress
 from cto_harness.evidence import (
     BackendBlock,
     ChangesBlock,
@@ -57,6 +58,7 @@ from cto_harness.providers import (
     RunOptions,
     get_provider,
 )
+from cto_harness.runner._egress import plan_run_egress, record_egress, settle_endpoint_failure
 from cto_harness.runner._finalize import RunState, redact_text, write_report
 from cto_harness.runner._grading import Grade, run_grading, tests_block
 from cto_harness.runner._recover import recover_runs
@@ -199,7 +201,10 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
         gate = _preflight(provider, ctx, state, events)
         if gate.blocked is not None:
             return
-        invocation = provider.prepare(ctx, gate)
+        egress = plan_run_egress(ctx, gate, state, isolated=False)  # isolated once the sandbox has a netns
+        if egress is None:
+            return
+        invocation = provider.prepare(replace(ctx, environ=egress.provider_environ(ctx.environ)), gate)
     except ProviderSettingError as exc:
         reason = f"provider misconfigured: {exc}; no provider process was started"
         atomic_write_text(ctx.backend_dir / "provider-unavailable.txt", reason + "\n")
@@ -217,9 +222,10 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
     if not _digest_still_admitted(invocation, ctx, state, events):
         return
     policy = provider_policy(ctx, invocation, gate, request.runs_dir.resolve())
-    result = _execute(invocation, ctx, state, events, request.max_output_bytes, sandbox, policy)
+    result = _execute(invocation, ctx, state, events, request.max_output_bytes, sandbox, policy, egress)
     if result is None:
         return
+    record_egress(egress.finish(), state, events)
     if result.interrupted:
         raise HarnessInterrupted(result.interrupted)
     _keep_state_dirs(ctx, invocation)
@@ -233,6 +239,7 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
     if grade.result is not None and grade.result.interrupted:
         raise HarnessInterrupted(grade.result.interrupted)
     _decide(result, outcome.failure_class, list(outcome.reasons), state)
+    settle_endpoint_failure(egress.finish(), state)
 
 
 def _prepare_workspace(ctx: RunContext, state: RunState, events: EventLog) -> Baseline | None:
@@ -313,7 +320,7 @@ def _digest_still_admitted(invocation: Invocation, ctx: RunContext, state: RunSt
 
 
 def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: EventLog,
-             max_output_bytes: int, sandbox: Sandbox, policy: SandboxPolicy) -> ProcessResult | None:
+             max_output_bytes: int, sandbox: Sandbox, policy: SandboxPolicy, egress: Egress) -> ProcessResult | None:
     argv = [redact_text(a, state.secrets) for a in invocation.argv]
     state.backend = BackendBlock(timeout_s=invocation.timeout_s, argv=argv, sandbox=sandbox.kind)
     env = dict(invocation.env)
@@ -329,11 +336,19 @@ def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: E
                     sandbox=sandbox.kind)
 
     try:
+        egress.start(state.secrets)
+    except OSError as exc:
+        egress.finish()
+        reason = f"the egress proxy could not start: {exc}; no provider process was started"
+        atomic_write_text(ctx.backend_dir / "provider-unavailable.txt", reason + "\n")
+        state.decide("blocked", "provider-unavailable", reason)
+        return None
+    try:
         result = run_bounded(
-            wrap(invocation.argv, sandbox, writable=policy.writable, readable=policy.readable,
+            wrap(egress.command(invocation.argv), sandbox, writable=policy.writable, readable=policy.readable,
                  hidden=policy.hidden, network=policy.network, cwd=invocation.cwd),
             cwd=invocation.cwd,
-            env=env,
+            env=egress.provider_env(env),
             timeout_s=invocation.timeout_s,
             stdout_path=ctx.backend_dir / "stdout.txt",
             stderr_path=ctx.backend_dir / "stderr.txt",
@@ -346,6 +361,8 @@ def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: E
         atomic_write_text(ctx.backend_dir / "provider-unavailable.txt", reason + "\n")
         state.decide("blocked", "provider-unavailable", reason)
         return None
+    finally:
+        egress.finish()
     state.backend = state.backend.model_copy(update={
         "exit_code": result.exit_code,
         "timed_out": result.timed_out,
