@@ -126,7 +126,8 @@ def harness(tmp_path: Path, toy_repo: ToyRepo) -> Harness:
     config = tmp_path / "cto-harness.toml"
     config.write_text("")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
-    environ.update(CTO_HARNESS_HOME=str(home), CTO_HARNESS_CONFIG=str(config))
+    environ.update(CTO_HARNESS_HOME=str(home), CTO_HARNESS_CONFIG=str(config),
+                   CTO_HARNESS_BUILD_ROOT=str(tmp_path / "build-root"))
     h = Harness(home, config, environ, toy_repo)
     h.add_entry("toy")
     return h

@@ -96,14 +96,14 @@ def test_failed_install_step_is_recorded_and_stops_the_build(harness: Harness) -
     data = json.loads((folder / "build.json").read_text())
     assert data["install_exit_code"] == 7 and data["exit_code"] is None
     assert data["lockfile"] == {"path": "no.lock", "sha256": None}
-    assert not (build_checkout(harness.home, "deps", harness.repo.pin) / "built").exists()
+    assert not (build_checkout("deps", harness.repo.pin, environ=harness.environ) / "built").exists()
 
 
 def test_builds_of_one_pin_share_a_pin_derived_path_and_commit_time(harness: Harness) -> None:
     harness.add_entry("cwd", ["python3", "-c", EMBEDS_CWD])
     first = build(harness.entry("cwd"), home=harness.home, environ=harness.environ)
     second = build(harness.entry("cwd"), home=harness.home, environ=harness.environ)
-    checkout = build_checkout(harness.home, "cwd", harness.repo.pin)
+    checkout = build_checkout("cwd", harness.repo.pin, environ=harness.environ)
     assert first.checkout == second.checkout == str(checkout)
     assert first.build_dir != second.build_dir
     assert first.artifact and second.artifact
@@ -157,3 +157,22 @@ def test_operator_pin_alone_keeps_the_discovered_source(harness: Harness) -> Non
              source=harness.repo.url, pin=harness.repo.head)
     record = build(harness.entry("offline"), home=harness.home, environ=harness.environ, pin=harness.repo.pin)
     assert (record.pin, record.source_url, record.pinned_by) == (harness.repo.pin, harness.repo.url, "operator")
+
+
+def test_two_harness_homes_build_the_same_bytes(harness: Harness, tmp_path: Path) -> None:
+    """The checkout path depends on the pin only, not on the home: an embedded path is the same."""
+    harness.add_entry("cwd", ["python3", "-c", EMBEDS_CWD])
+    first = build(harness.entry("cwd"), home=harness.home, environ=harness.environ)
+    other = tmp_path / "other-home"
+    second = build(harness.entry("cwd"), home=other, environ={**harness.environ, "CTO_HARNESS_HOME": str(other)})
+    assert first.artifact and second.artifact and first.artifact.sha256 == second.artifact.sha256
+    assert Path(second.build_dir).is_relative_to(other) and first.checkout == second.checkout
+
+
+def test_a_build_dir_owned_by_someone_else_is_refused(harness: Harness, tmp_path: Path) -> None:
+    root = Path(harness.environ["CTO_HARNESS_BUILD_ROOT"])
+    root.mkdir()
+    (root / "toy").symlink_to(tmp_path)  # planted: the build must not follow it
+    with pytest.raises(BuildError, match="not a directory owned by uid"):
+        build(harness.entry(), home=harness.home, environ=harness.environ)
+    assert not (tmp_path / harness.repo.pin).exists()

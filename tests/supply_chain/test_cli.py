@@ -17,7 +17,7 @@ from .conftest import Harness, toy_exe
 def cli(harness: Harness):  # type: ignore[no-untyped-def]
     runner = CliRunner()
     env = {"CTO_HARNESS_HOME": str(harness.home), "CTO_HARNESS_CONFIG": str(harness.config),
-           "CTO_HARNESS_ALLOW_UNADMITTED": None}
+           "CTO_HARNESS_ALLOW_UNADMITTED": None, "CTO_HARNESS_BUILD_ROOT": harness.environ["CTO_HARNESS_BUILD_ROOT"]}
 
     def invoke(*args: str) -> Result:
         return runner.invoke(provider_group, list(args), env=env, catch_exceptions=False)

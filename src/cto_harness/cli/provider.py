@@ -204,7 +204,8 @@ def show_cmd(name: str, as_json: bool) -> None:
         if view.catalog:
             c = view.catalog
             lines += [f"  source   {c['source_url']}", f"  pin      {c['pin']}",
-                      f"  build    {' '.join(c['build_command'])} -> {c['artifact']}",
+                      f"  build    {' '.join(c['install_command'] or []) + ' && ' if c.get('install_command') else ''}"
+                      f"{' '.join(c['build_command'])} -> {c['artifact']}",
                       f"  needs    {_needs(c['toolchain'])}",
                       f"  origin   {c['origin']}"]
         lines.append(f"  bin env  {view.bin_env_var}")

@@ -4,9 +4,12 @@ Source and pin come from the operator (``--source``/``--pin``), else from the la
 discovery (what ``provider discover`` verified), else from the catalog. The build never
 touches the discovery clone: it clones (from the discovery clone when it holds that
 source at that pin, else from the source) into a checkout whose path depends only on
-the provider and the pin, ``<home>/build-src/<name>/<pin>/`` (wiped and re-cloned for
-every build, one build of a pin at a time), because a compiled binary may embed its build
-path. ``SOURCE_DATE_EPOCH`` is the pinned commit's committer time. The catalog's install
+the provider and the pin, ``/tmp/cto-harness-build/<name>/<pin>/``
+(``$CTO_HARNESS_BUILD_ROOT`` overrides the root; wiped and re-cloned for every build,
+one build of a pin at a time), because a compiled binary may embed its build path: two
+harness homes, or two machines, then build the same bytes. Every directory of that path
+must be ours (not a symlink, owned by this uid), else the build is refused.
+``SOURCE_DATE_EPOCH`` is the pinned commit's committer time. The catalog's install
 command runs first (the lockfile's digest is recorded), then the build command, with
 bootstrapped toolchains first on PATH under one timeout. ``build.json`` is written even
 when the build fails, in ``<home>/builds/<name>/<pin>-<stamp>/``, and the artifact is
@@ -20,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -50,9 +54,25 @@ def builds_dir(home: Path, name: str) -> Path:
     return home / "builds" / name
 
 
-def build_checkout(home: Path, name: str, pin: str) -> Path:
-    """The checkout of every build of ``name`` at ``pin``: its path depends on nothing else."""
-    return home / "build-src" / name / pin
+BUILD_ROOT_ENV = "CTO_HARNESS_BUILD_ROOT"
+DEFAULT_BUILD_ROOT = Path("/tmp/cto-harness-build")
+
+
+def build_checkout(name: str, pin: str, *, environ: Mapping[str, str]) -> Path:
+    """The checkout of every build of ``name`` at ``pin``: its path depends on nothing else
+    (not the harness home, not the time), unless ``CTO_HARNESS_BUILD_ROOT`` moves the root."""
+    return Path(environ.get(BUILD_ROOT_ENV) or DEFAULT_BUILD_ROOT) / name / pin
+
+
+def _own_dirs(checkout: Path) -> None:
+    """Create the checkout's parents; refuse one that is a symlink or another user's."""
+    checkout.parent.parent.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (checkout.parent.parent, checkout.parent):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+        if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise BuildError(f"build directory {folder} is not a directory owned by uid {os.getuid()}; "
+                             f"remove it or set {BUILD_ROOT_ENV} to a directory of your own")
 
 
 def _new_build_dir(home: Path, name: str, pin: str) -> Path:
@@ -72,7 +92,6 @@ def _new_build_dir(home: Path, name: str, pin: str) -> Path:
 @contextmanager
 def _checkout_lock(checkout: Path) -> Iterator[None]:
     """One build of a pin at a time: they share the pin-derived checkout path."""
-    checkout.parent.mkdir(parents=True, exist_ok=True)
     with open(checkout.parent / f"{checkout.name}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -157,8 +176,9 @@ def build(
     else:
         origin, cloned_from = url, "source"
         source_url = redact_url(url)
+    checkout = build_checkout(entry.name, commit, environ=environ)
+    _own_dirs(checkout)
     build_dir = _new_build_dir(home, entry.name, commit)
-    checkout = build_checkout(home, entry.name, commit)
     log = build_dir / "build.log"
     log.touch()
     path_value = search_path(home, environ, entry.bun_version)
