@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,10 @@ def test_admitted_case_run_passes_isolated_and_redacted(runs_dir: Path, tmp_path
     assert read_json(run_dir / "task" / "r1-string-slugify.task.json")["status"] == "closing"  # Case rewrote it
     assert (run_dir / "task" / "r1-string-slugify.md").read_text().startswith("# Fix slugify")
     pi_provider = read_json(backend / "pi-agent" / "models.json")["providers"]["openai"]
-    assert pi_provider["baseUrl"] == base_url and pi_provider["apiKey"] == "SYNTH_API_KEY"
+    # Case is pointed at the egress proxy (same path), never at the endpoint itself.
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", pi_provider["baseUrl"])
+    assert pi_provider["apiKey"] == "SYNTH_API_KEY"
+    assert report["network"]["endpoint"] == base_url
     assert pi_provider["models"][0]["id"] == "synthetic-model"
 
     invocation = read_json(backend / "invocation.json")
@@ -252,7 +256,7 @@ def test_endpoint_failures_are_named_from_the_model_server_log(runs_dir: Path, t
     result = run_case(runs_dir, case_env(tmp_path, ca, CTO_HARNESS_MODEL_SERVER_LOG=str(never_written)))
     assert outcome(result) == ("fail", "provider-crashed") and result.report is not None
     assert result.report["reasons"][0] == "Case: the model endpoint received no call (refused or unreachable)"
-    assert result.report["usage"] == {"input_tokens": 0, "output_tokens": 0, "cost_usd": None, "calls": 0}
+    assert result.report["usage"]["reported"] == {"input_tokens": 0, "output_tokens": 0, "cost_usd": None, "calls": 0}
 
     log = tmp_path / "five-hundred.jsonl"
     entry = {"protocol": "openai-chat", "status": 500, "kind": "server-error",
