@@ -68,6 +68,9 @@ _SCAN_EPSILON_S = 0.05
 _KILL_ROUNDS = 3
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
+_LIVE_ROOTS: set[int] = set()
+"""Children spawned by ``run_bounded`` not yet waited for; every other child of ours is adopted."""
+_ROOTS_LOCK = threading.Lock()
 
 
 class SpawnError(OSError):
@@ -351,10 +354,16 @@ class _Tree:
                 continue
             candidates[proc.pid] = (proc, ctime, ppid)
         found: dict[int, psutil.Process] = {}
-        for pid, (proc, ctime, _) in candidates.items():
+        me = os.getpid()
+        with _ROOTS_LOCK:
+            roots = set(_LIVE_ROOTS)
+        for pid, (proc, ctime, ppid) in candidates.items():
             known = pid in self.known and self.known[pid][1] == ctime
             is_root = self.root is not None and pid == self.root_pid and self.root_ctime == ctime
-            if known or is_root or self._matches(proc):
+            # An orphan we adopted as subreaper since the run started (a setsid + env -i
+            # daemon has neither our session nor our tag, but it cannot leave our subtree).
+            adopted = ppid == me and pid not in roots and self.floor is not None
+            if known or is_root or adopted or self._matches(proc):
                 found[pid] = proc
         children: dict[int, list[int]] = {}
         for pid, (_, _, ppid) in candidates.items():
@@ -533,7 +542,32 @@ class _Reader(threading.Thread):
         )
 
 
+def _reap_adopted() -> None:
+    """Reap zombies we adopted as subreaper that no ``run_bounded`` waits for.
+
+    bubblewrap's outer process exits without waiting for its pid-1 process, which then
+    reparents to us: without this every sandboxed run (and the probe) left a zombie.
+    """
+    with _ROOTS_LOCK:
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None or info.si_pid in _LIVE_ROOTS:
+                return
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(info.si_pid, os.WNOHANG)
+
+
 def _spawn(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with _ROOTS_LOCK:
+        proc = _popen(argv, cwd, env)
+        _LIVE_ROOTS.add(proc.pid)
+    return proc
+
+
+def _popen(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(
             list(argv),
@@ -653,9 +687,13 @@ class _Run:
 
     def _reap_root(self) -> int | None:
         try:
-            return self.proc.wait(timeout=KILL_WAIT_S)
+            code = self.proc.wait(timeout=KILL_WAIT_S)
         except subprocess.TimeoutExpired:
             return None
+        with _ROOTS_LOCK:
+            _LIVE_ROOTS.discard(self.proc.pid)
+        _reap_adopted()
+        return code
 
     def abort(self) -> None:
         """Kill everything and release the pipes (used when something raised)."""
