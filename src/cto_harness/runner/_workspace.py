@@ -61,17 +61,64 @@ class WorkspaceError(RuntimeError):
     """A git step on the workspace failed (a harness-side failure)."""
 
 
+SAFE_GIT_CONFIG = (
+    "core.fsmonitor=false", f"core.hooksPath={os.devnull}", f"core.attributesFile={os.devnull}",
+    "core.pager=cat", "core.untrackedCache=false", "protocol.allow=never", "credential.helper=",
+    "core.autocrlf=false", "core.fileMode=true",
+)
+"""``-c`` settings on every harness-side git: no fsmonitor, hooks, pager, transport or helpers."""
+_REPO_CONFIG_ALLOWED = frozenset({
+    "[core]", "repositoryformatversion = 0", "filemode = true", "filemode = false", "bare = true",
+    "bare = false", "logallrefupdates = true",
+})
+"""Every line ``git init`` writes; anything else in a repo config the harness uses is refused."""
+
+
 def git_env() -> dict[str, str]:
-    """A git environment that ignores the caller's and the system's git config."""
+    """A git environment that ignores the caller's, the system's and the user's git config."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": "/nonexistent",
+        "XDG_CONFIG_HOME": "/nonexistent",
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_ATTR_NOSYSTEM": "1",
+        "GIT_NO_REPLACE_OBJECTS": "1",
         "GIT_TERMINAL_PROMPT": "0",
+        "GIT_PAGER": "cat",
         "LC_ALL": "C",
         **GIT_IDENTITY,
     }
+
+
+def check_repo_config(git_dir: Path) -> None:
+    """Refuse a repository whose configuration could make git run a command.
+
+    Harness-side git may meet a repo the agent could write (``baseline.git`` when the
+    operator turned the sandbox off): its ``config`` may only hold what ``git init``
+    wrote (no fsmonitor, filter, diff driver, include, hooksPath, pager...), and no
+    ``commondir`` may redirect git to another config.
+
+    Raises:
+        WorkspaceError: the repository was tampered with.
+    """
+    if (git_dir / "commondir").exists() or (git_dir / "commondir").is_symlink():
+        raise WorkspaceError(f"refusing to run git: {git_dir}/commondir was added (the agent's git "
+                             "configuration never runs)")
+    config = git_dir / "config"
+    if not config.exists() and not config.is_symlink():
+        return
+    try:
+        if config.is_symlink():
+            raise OSError("it is a symlink")
+        lines = config.read_bytes()[:65536].decode("utf-8", "replace").splitlines()
+    except OSError as exc:
+        raise WorkspaceError(f"refusing to run git: {config} unreadable ({exc})") from exc
+    extra = [line.strip() for line in lines
+             if line.strip() and not line.strip().startswith(("#", ";")) and line.strip() not in _REPO_CONFIG_ALLOWED]
+    if extra:
+        raise WorkspaceError(f"refusing to run git: {config} was changed ({extra[0][:80]!r}); "
+                             "the agent's git configuration never runs")
 
 
 def git(args: Sequence[str], *, cwd: Path, git_dir: Path | None = None, work_tree: Path | None = None,
@@ -79,12 +126,15 @@ def git(args: Sequence[str], *, cwd: Path, git_dir: Path | None = None, work_tre
     env = git_env()
     if index_file is not None:
         env["GIT_INDEX_FILE"] = str(index_file)
-    prefix = ["git"]
+    prefix = ["git", "--no-pager"]
     if git_dir is not None:
         prefix.append(f"--git-dir={git_dir}")
+    else:
+        env["GIT_CEILING_DIRECTORIES"] = str(cwd.parent)  # never a repo above the workspace
     if work_tree is not None:
         prefix.append(f"--work-tree={work_tree}")
-    settings = ["core.autocrlf=false", "core.fileMode=true", *config]
+    check_repo_config(git_dir if git_dir is not None else cwd / ".git")
+    settings = [*SAFE_GIT_CONFIG, *config]
     argv = [*prefix, *(arg for item in settings for arg in ("-c", item)), *args]
     completed = run_captured(argv, cwd=cwd, env=env, timeout_s=GIT_TIMEOUT_S)
     if not completed.ok:
@@ -295,7 +345,9 @@ def compute_changes(workspace: Path, baseline_git: Path, baseline: Baseline | st
 
         run("read-tree", commit)
         run("add", "-A", "-f", f"--pathspec-from-file={spec_file}", "--pathspec-file-nul")
-        names = run("diff", "--cached", "--name-only", "-z", "--no-renames", commit)
-        patch = run("diff", "--cached", "--binary", "--no-renames", "--full-index", commit) if names else b""
+        names = run("diff", "--cached", "--no-ext-diff", "--no-textconv", "--name-only", "-z", "--no-renames",
+                    commit)
+        patch = run("diff", "--cached", "--no-ext-diff", "--no-textconv", "--binary", "--no-renames",
+                    "--full-index", commit) if names else b""
     files = sorted(name.decode("utf-8", "surrogateescape") for name in names.split(b"\0") if name)
     return Changes(files=files, patch=patch)
