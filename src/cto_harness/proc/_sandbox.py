@@ -213,15 +213,25 @@ def _bwrap_argv(bwrap: str, *, userns: bool, network: Network, readable: Iterabl
     outer = [p for p in ro if not any(_within(p, h) for h in hidden_abs)]
     for path in outer:
         args += ["--ro-bind", str(path), str(path)]
-    for mask in hidden_abs:
-        if any(_within(mask, p) for p in outer) and mask.is_dir():
+    rw = [_absolute(p) for p in writable]
+    sealed: list[Path] = []
+    masked: list[Path] = []
+    for mask in sorted(hidden_abs, key=lambda p: len(p.parts)):
+        if any(_within(mask, m) for m in masked):
+            continue  # already under an (outer) mask
+        holds_writable = any(_within(p, mask) and p != mask for p in rw)
+        if (any(_within(mask, p) for p in outer) or holds_writable) and mask.is_dir():
+            masked.append(mask)
             args += ["--tmpfs", str(mask)]
+            if holds_writable:  # the run dir: an empty, read-only skeleton around workspace/ etc.
+                sealed.append(mask)
     for path in ro:
         if path not in outer:  # explicitly readable inside a hidden dir: bound over the mask
             args += ["--ro-bind", str(path), str(path)]
-    for path in writable:
-        path = _absolute(path)
+    for path in rw:
         args += ["--bind", str(path), str(path)]
+    for mask in sealed:
+        args += ["--remount-ro", str(mask)]
     args += ["--remount-ro", "/"]
     if cwd is not None:
         args += ["--chdir", str(cwd)]
