@@ -29,6 +29,8 @@ def _summary(report: Report, run_dir: Path) -> str:
         f"provider:      {report.provider.name} (lane {report.lane})",
         f"run dir:       {run_dir}",
     ]
+    if report.backend.process_started:
+        lines.append(f"sandbox:       {_sandbox_line(report)}")
     if report.tests.ran:
         counts = report.tests.counts
         detail = f" ({counts.passed} passed, {counts.failed} failed)" if counts else ""
@@ -55,6 +57,26 @@ def _usage_lines(report: Report) -> list[str]:
     lines.append(f"               reported {figures(report.usage.reported)}")
     lines.extend(f"  ! usage disagreement: {d}" for d in report.usage.disagreements())
     return lines
+
+
+def _sandbox_line(report: Report) -> str:
+    if report.backend.sandbox == "none":
+        return "NONE: the provider ran unconfined (it could read and write what the harness user can)"
+    return report.backend.sandbox or "unknown"
+
+
+def _unconfined_warning(run_dir: Path) -> str | None:
+    """verify's note when the run it checked was made without a sandbox."""
+    from cto_harness.evidence import load_report
+
+    try:
+        report = load_report(run_dir)
+    except (OSError, ValueError):
+        return None
+    if report.backend.process_started and report.backend.sandbox == "none":
+        return ("warning: this run was made WITHOUT a sandbox (CTO_HARNESS_SANDBOX=none or no bubblewrap): "
+                "the provider could have written anything the harness user can, evidence included")
+    return None
 
 
 @click.command("run")
@@ -206,14 +228,18 @@ def verify_command(run_dir: Path, as_json: bool) -> None:
     from cto_harness.evidence import verify_run
 
     result = verify_run(run_dir)
+    warning = _unconfined_warning(run_dir)
     if as_json:
-        echo_json({"ok": result.ok, "problems": result.problems, "checked_artifacts": result.checked_artifacts})
+        echo_json({"ok": result.ok, "problems": result.problems, "checked_artifacts": result.checked_artifacts,
+                   "warnings": [warning] if warning else []})
     elif result.ok:
         click.echo(f"ok: {result.checked_artifacts} artifacts and the event chain match the report")
     else:
         click.echo(f"MISMATCH: {result.problems[0]}", err=True)
         for problem in result.problems[1:]:
             click.echo(f"  also: {problem}", err=True)
+    if warning and not as_json:
+        click.echo(warning, err=True)
     sys.exit(0 if result.ok else 1)
 
 

@@ -323,6 +323,8 @@ def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: E
              max_output_bytes: int, sandbox: Sandbox, policy: SandboxPolicy, egress: Egress) -> ProcessResult | None:
     argv = [redact_text(a, state.secrets) for a in invocation.argv]
     state.backend = BackendBlock(timeout_s=invocation.timeout_s, argv=argv, sandbox=sandbox.kind)
+    if not sandbox.confined:
+        state.reasons.append(f"NO SANDBOX: {sandbox.reason}")
     env = dict(invocation.env)
     if sandbox.kind != "none":
         tmp = ctx.backend_dir / "tmp"

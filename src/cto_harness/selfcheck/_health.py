@@ -9,10 +9,12 @@ says exactly the expected verdict and failure class. Runs shared by several chec
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from cto_harness.providers import RunOptions
 from cto_harness.runner import RunResult
 from cto_harness.selfcheck._lab import (
     HARNESS_BUG_PROVIDER,
@@ -153,6 +155,73 @@ def grader_resists_exit_zero(lab: Lab) -> CheckResult:
         result = lab.run(f"command-exit-zero-{name}", provider="command", environ=environ)
         parts[name] = observe(result, Expectation("fail", "tests-failed", lane="unadmitted", tests_ran=True))
     return combine(parts)
+
+
+_ESCAPE_PROBE = """\
+import json, pathlib, socket, subprocess, sys
+workspace = pathlib.Path(sys.argv[1])
+run_dir, secret, port = workspace.parent, pathlib.Path(sys.argv[2]), int(sys.argv[3])
+seen = {}
+try:
+    seen["remount"] = subprocess.run(["mount", "-o", "remount,bind,rw", "/"], capture_output=True).returncode == 0
+except OSError:
+    seen["remount"] = False
+for name, target in (("events", run_dir / "events.jsonl"), ("baseline", run_dir / "baseline.git" / "HEAD")):
+    try:
+        with open(target, "a") as fh:
+            fh.write("escaped\\n")
+        seen["wrote_" + name] = True
+    except OSError:
+        seen["wrote_" + name] = False
+try:
+    seen["read_harness_home"] = bool(secret.read_text())
+except OSError:
+    seen["read_harness_home"] = False
+try:
+    socket.create_connection(("127.0.0.1", port), timeout=3).close()
+    seen["reached_host_loopback"] = True
+except OSError:
+    seen["reached_host_loopback"] = False
+(workspace / "escape-probe.json").write_text(json.dumps(seen))
+"""
+
+
+@health_check("sandbox_confines_provider")
+def sandbox_confines_provider(lab: Lab) -> CheckResult:
+    """A hostile provider in the sandbox: no remount, no write to the run's evidence, no read of the
+    harness home, no connection to a host loopback listener."""
+    import socket
+    import sys
+
+    secret = lab.home / "sandbox-probe-secret.txt"
+    secret.write_text("not for providers\n", encoding="utf-8")
+    script = lab.bin_dir / "escape-probe"
+    script.write_text(f"#!{sys.executable} -I\n{_ESCAPE_PROBE}", encoding="utf-8")
+    script.chmod(0o755)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        environ = {**lab.base_environ(), "CTO_HARNESS_SANDBOX": "auto", "CTO_HARNESS_COMMAND_BIN": str(script),
+                   "CTO_HARNESS_COMMAND_ARGS": f"{{workspace}} {secret} {listener.getsockname()[1]}",
+                   "CTO_HARNESS_COMMAND_MODEL_PROVIDER": "none", "CTO_HARNESS_COMMAND_MODEL": "none"}
+        result = lab.run("sandbox-escape", provider="command", environ=environ,
+                         options=RunOptions(unadmitted=True, timeout_s=30))
+        try:
+            listener.accept()[0].close()
+            arrived = True
+        except BlockingIOError:
+            arrived = False
+    probe = result.run_dir / "workspace" / "escape-probe.json"
+    seen = json.loads(probe.read_text()) if probe.is_file() else None
+    expected = {"sandbox": "bwrap", "probe_ran": True, "connection_arrived": False,
+                "remount": False, "wrote_events": False, "wrote_baseline": False, "read_harness_home": False,
+                "reached_host_loopback": False,
+                "events_untouched": True}
+    observed = {"sandbox": result.report.backend.sandbox, "probe_ran": seen is not None,
+                "connection_arrived": arrived, **(seen or {}),
+                "events_untouched": b"escaped" not in (result.run_dir / "events.jsonl").read_bytes()}
+    detail = None if result.report.backend.sandbox == "bwrap" else "; ".join(result.report.reasons[:1])
+    return CheckResult(ok=expected == observed, expected=expected, observed=observed,
+                       run_dir=str(result.run_dir), detail=detail)
 
 
 def _register_real_clients() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from cto_harness.core import HarnessConfig
 from cto_harness.evidence import Report, verify_run
-from cto_harness.proc import HarnessInterrupted, ProcessResult, process_alive_with_tag
+from cto_harness.proc import HarnessInterrupted, ProcessResult, choose_sandbox, process_alive_with_tag
 from cto_harness.providers import Gate, Invocation, ModelInfo, Outcome, ProviderInfo, RunContext, RunOptions
 from cto_harness.providers.case import write_synthetic_ca
 from cto_harness.runner import RunRequest, RunResult, run_stage2
@@ -139,13 +139,18 @@ class Lab:
 
     def base_environ(self) -> dict[str, str]:
         """A minimal caller environment: nothing of the operator's settings leaks in."""
-        return {
+        environ = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "TZ": "UTC",
             "CTO_HARNESS_HOME": str(self.home),
             "CTO_HARNESS_CONFIG": str(self.config_path),
         }
+        if not choose_sandbox(environ).confined:
+            # No bubblewrap here: the lab's own synthetic ``ca`` runs unconfined (a real-lane
+            # run would be blocked); sandbox_confines_provider reports the missing sandbox.
+            environ["CTO_HARNESS_SANDBOX"] = "none"
+        return environ
 
     def synthetic_ca(self, behaviour: str, *, admitted: bool = True) -> Path:
         """A synthetic ``ca``; admitted ones are admitted into this lab's store."""
