@@ -208,7 +208,7 @@ def _bwrap_argv(bwrap: str, *, userns: bool, network: Network, readable: Iterabl
         args.append("--unshare-net")
     args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     args += _system_binds()
-    hidden_abs = [_absolute(h) for h in hidden]
+    hidden_abs = [h for h in map(_absolute, hidden) if h != Path("/")]
     ro = [p for p in _existing(readable) if p not in hidden_abs]
     outer = [p for p in ro if not any(_within(p, h) for h in hidden_abs)]
     for path in outer:

@@ -48,7 +48,7 @@ def provider_policy(ctx: RunContext, invocation: Invocation, gate: Gate, runs_di
 def hidden_paths(run_dir: Path, runs_dir: Path, harness_home: Path) -> list[Path]:
     home = os.environ.get("HOME")
     paths = [run_dir, runs_dir, harness_home, Path("/root"), *([Path(home)] if home else [])]
-    return [Path(os.path.abspath(p)) for p in dict.fromkeys(paths)]
+    return [Path(os.path.abspath(p)) for p in dict.fromkeys(paths) if Path(os.path.abspath(p)) != Path("/")]
 
 
 def executable_paths(executable: Path) -> list[Path]:
