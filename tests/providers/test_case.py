@@ -128,7 +128,7 @@ def test_admitted_case_run_passes_isolated_and_redacted(runs_dir: Path, tmp_path
     assert agent["agents"] == [{"agent": a, "provider": "openai", "model": "synthetic-model"}
                                for a in ("implementer", "verifier")]
     assert agent["containment"]["contained"] is True and agent["containment"]["publishCredentials"] == []
-    assert report["usage"] is not None
+    assert report["usage"]["reported"] is None  # Case prints no usage of its own
     assert run_cli("verify", str(run_dir)).returncode == 0
 
 
@@ -256,7 +256,7 @@ def test_endpoint_failures_are_named_from_the_model_server_log(runs_dir: Path, t
     result = run_case(runs_dir, case_env(tmp_path, ca, CTO_HARNESS_MODEL_SERVER_LOG=str(never_written)))
     assert outcome(result) == ("fail", "provider-crashed") and result.report is not None
     assert result.report["reasons"][0] == "Case: the model endpoint received no call (refused or unreachable)"
-    assert result.report["usage"]["reported"] == {"input_tokens": 0, "output_tokens": 0, "cost_usd": None, "calls": 0}
+    assert result.report["agent_result"]["endpoint"]["calls"] == 0
 
     log = tmp_path / "five-hundred.jsonl"
     entry = {"protocol": "openai-chat", "status": 500, "kind": "server-error",
@@ -271,4 +271,4 @@ def test_endpoint_failures_are_named_from_the_model_server_log(runs_dir: Path, t
     # Without a log the class stays Case's own reading.
     plain = run_case(runs_dir, case_env(tmp_path, ca))
     assert outcome(plain) == ("fail", "agent-protocol-error")
-    assert plain.report is not None and plain.report["usage"] is not None
+    assert plain.report is not None and "endpoint" not in plain.report["agent_result"]

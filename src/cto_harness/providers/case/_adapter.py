@@ -33,7 +33,7 @@ from cto_harness.providers._gates import (
     provider_timeout,
     setting,
 )
-from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext, Usage
+from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext
 from cto_harness.providers.case._outcome import evidence_path, interpret_case, model_mismatches, read_signals
 from cto_harness.providers.case._task import (
     DEFAULT_MODEL_API,
@@ -191,11 +191,12 @@ class CaseProvider:
         report["containment"] = _containment(ctx, invocation, signals.phases, signals.agents)
         failure, reasons = outcome.failure_class, outcome.reasons
         endpoint = read_model_server_log(ctx)
-        usage = Usage()
         if endpoint is not None:
-            report["endpoint"] = {"calls": endpoint.calls, "failures": endpoint.failures, "summary": endpoint.summary}
-            usage = Usage(input_tokens=endpoint.input_tokens, output_tokens=endpoint.output_tokens,
-                          calls=endpoint.calls)
+            # The scripted server's own log (certify, tests): evidence beside the egress ledger, never
+            # "reported" usage -- Case prints no usage of its own, so report.usage.reported stays null.
+            report["endpoint"] = {"calls": endpoint.calls, "input_tokens": endpoint.input_tokens,
+                                  "output_tokens": endpoint.output_tokens, "failures": endpoint.failures,
+                                  "summary": endpoint.summary}
             if failure in ("agent-protocol-error", "agent-reported-failure") and (
                     endpoint.failures or endpoint.calls == 0):
                 # Case reports a failed model call as "AGENT_RESULT start delimiter not found".
@@ -206,7 +207,7 @@ class CaseProvider:
             failure = "model-not-admitted"
             reasons = (f"Case ran agents on a model other than the admitted {admitted[0]}/{admitted[1]}: "
                        + ", ".join(mismatched[:5]), *reasons)
-        return Outcome(failure_class=failure, reasons=reasons, agent_result=report, usage=usage)
+        return Outcome(failure_class=failure, reasons=reasons, agent_result=report)
 
 
 def _newest_event_log(ctx: RunContext) -> str | None:
