@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from cto_harness.providers._client_common import MODEL_SERVER_LOG_ENV
-from cto_harness.providers._gates import env_var
 from cto_harness.providers._protocol import (
     Blocked,
     FailureClass,
@@ -25,6 +23,29 @@ from cto_harness.providers._protocol import (
 
 if TYPE_CHECKING:
     from cto_harness.core import HarnessConfig
+    from cto_harness.providers._client_common import MODEL_SERVER_LOG_ENV
+    from cto_harness.providers._gates import env_var
+
+_LAZY: dict[str, str] = {
+    "MODEL_SERVER_LOG_ENV": "cto_harness.providers._client_common:MODEL_SERVER_LOG_ENV",
+    "env_var": "cto_harness.providers._gates:env_var",
+}
+"""Imported on first use (PEP 562): the client adapters' helpers pull in supply_chain."""
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 _REGISTRY: dict[str, str] = {
     "fake": "cto_harness.providers.fake:FakeProvider",
