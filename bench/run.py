@@ -160,7 +160,7 @@ STAGE_NAMES = {
     "provider_process_started": "task, sandbox choice, spawn",
     "provider_process_exited": "agent process",
     "changes_computed": "change set (diff)",
-    "tests_finished": "grading (restore tests + pytest)",
+    "tests_finished": "grading (isolated verifier: copy, patch, pytest)",
     "report_written": "report (artifacts, attestation)",
 }
 
@@ -224,7 +224,7 @@ def help_latency(repeat: int) -> list[float]:
 
 
 def _span(values: list[float]) -> str:
-    return f"{_median(values):6.3f} s ({min(values):.3f}–{max(values):.3f})"
+    return f"{_median(values):6.3f} s ({min(values):.3f}-{max(values):.3f})"
 
 
 def print_table(results: list[CaseResult], helps: list[float], repeat: int) -> list[str]:
@@ -234,7 +234,7 @@ def print_table(results: list[CaseResult], helps: list[float], repeat: int) -> l
     print(f"bench: {repeat} paired rounds per case, alternating order; cores {os.cpu_count()}, "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print()
-    header = f"{'case':<44} {'floor (median, min–max)':<26} {'cto-harness':<26} {'ratio':>6} {'goal':>6}"
+    header = f"{'case':<44} {'floor (median, min-max)':<26} {'cto-harness':<26} {'ratio':>6} {'goal':>6}"
     print(header)
     print("-" * len(header))
     for res in results:
