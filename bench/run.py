@@ -135,11 +135,13 @@ class HarnessRun:
     stages: list[tuple[str, float]]
 
 
-def harness_once(fixture: Path, scratch: Path, *, keep: bool = False) -> HarnessRun:
+def harness_once(fixture: Path, scratch: Path, *, keep: bool = False, src: Path | None = None) -> HarnessRun:
+    """One ``cto-harness run``; with ``src``, the harness imported from that source tree instead."""
     runs = scratch / f"runs-{time.perf_counter_ns()}"
+    env = None if src is None else {**os.environ, "PYTHONPATH": str(src)}
     spawned = time.time()
     sample = _spawn_timed([sys.executable, "-m", "cto_harness", "run", "--fixture", str(fixture),
-                           "--runs-dir", str(runs)])
+                           "--runs-dir", str(runs)], env=env)
     exited = time.time()
     (run_dir,) = runs.iterdir()
     report_path = run_dir / "report.json"
@@ -193,6 +195,8 @@ class CaseResult:
     case: Case
     floor: list[Sample] = field(default_factory=list)
     harness: list[HarnessRun] = field(default_factory=list)
+    other: list[HarnessRun] = field(default_factory=list)
+    """``--compare``: the same rounds with the harness from another source tree."""
 
     @property
     def ratio(self) -> float:
@@ -203,18 +207,22 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def run_case(case: Case, scratch: Path, repeat: int) -> CaseResult:
+def run_case(case: Case, scratch: Path, repeat: int, compare: Path | None = None) -> CaseResult:
     fixture = build_fixture(case, scratch)
     result = CaseResult(case)
     harness_once(fixture, scratch)  # warm the page cache and the interpreter's files for both sides
     floor_once(fixture, scratch)
     for i in range(repeat):
-        if i % 2 == 0:
-            result.harness.append(harness_once(fixture, scratch, keep=i == repeat - 1))
-            result.floor.append(floor_once(fixture, scratch))
-        else:
-            result.floor.append(floor_once(fixture, scratch))
-            result.harness.append(harness_once(fixture, scratch, keep=i == repeat - 1))
+        last = i == repeat - 1
+        sides: list[Callable[[], None]] = [
+            lambda: result.harness.append(harness_once(fixture, scratch, keep=last)),  # noqa: B023 (called now)
+            lambda: result.floor.append(floor_once(fixture, scratch)),
+        ]
+        if compare is not None:
+            sides.append(lambda: result.other.append(harness_once(fixture, scratch, src=compare)))
+        shift = i % len(sides)  # rotate the order every round
+        for side in sides[shift:] + sides[:shift]:
+            side()
     shutil.rmtree(fixture)
     return result
 
@@ -245,6 +253,16 @@ def print_table(results: list[CaseResult], helps: list[float], repeat: int) -> l
         print(f"{res.case.title:<44} {_span([f.seconds for f in res.floor]):<26} "
               f"{_span([h.sample.seconds for h in res.harness]):<26} {ratio:5.2f}x "
               f"{'≤' + format(res.case.ratio_goal, 'g') + 'x':>6} {'ok' if ok else 'MISSED'}")
+    if any(res.other for res in results):
+        print()
+        print("--compare: the other source tree's harness in the same rounds")
+        for res in results:
+            other = [h.sample.seconds for h in res.other]
+            mine = _median([h.sample.seconds for h in res.harness])
+            ratio = _median(other) / _median([f.seconds for f in res.floor])
+            print(f"{res.case.title:<44} {'':<26} {_span(other):<26} {ratio:5.2f}x  "
+                  f"(this tree is {_median(other) / mine:.2f}x faster; its report.json "
+                  f"{res.other[-1].report_bytes / 1024:.1f} KiB)")
     print()
     for res in results:
         last = res.harness[-1]
@@ -292,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal of issue 12 is missed")
     parser.add_argument("--jobs", action="store_true", help="also run bench/bench_jobs.py (if present)")
     parser.add_argument("--json", type=Path, help="write the raw samples here")
+    parser.add_argument("--compare", type=Path, metavar="SRC",
+                        help="also run the harness from another source tree (its src/) in the same rounds")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.cases.split(",") if n.strip()]
     unknown = [n for n in names if n not in CASES]
@@ -302,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(tmp)
         for name in names:
             print(f"bench: case {name} ...", file=sys.stderr, flush=True)
-            results.append(run_case(CASES[name], scratch, args.repeat))
+            results.append(run_case(CASES[name], scratch, args.repeat, args.compare))
     helps = help_latency(args.repeat)
     missed = print_table(results, helps, args.repeat)
     if args.json:
@@ -310,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             res.case.name: {
                 "floor_s": [f.seconds for f in res.floor],
                 "harness_s": [h.sample.seconds for h in res.harness],
+                "compare_s": [h.sample.seconds for h in res.other],
                 "report_bytes": res.harness[-1].report_bytes,
                 "stages": res.harness[-1].stages,
             } for res in results} | {"help_s": helps}, indent=2))
