@@ -91,7 +91,7 @@ class TestsBlock(_Strict):
     """How many test node ids must pass (from the fixture manifest or its reference solution)."""
     expected_source: Literal["manifest", "reference"] | None = None
     passed_ids: int | None = None
-    """How many expected node ids the verifier's result channel reported passed."""
+    """How many distinct test node ids the verifier's result channel reported passed."""
     missing: list[str] = Field(default_factory=list)
     """Expected node ids not reported passed (at most 100 listed; see ``grading/verifier.json``)."""
     dropped_changes: list[str] = Field(default_factory=list)
