@@ -58,6 +58,12 @@ def test_applied(rel: str) -> None:
     assert not dropped_change(rel, _r1())
 
 
+def test_code_beside_its_tests_is_applied_but_new_files_there_are_not() -> None:
+    fixture = _r1().model_copy(update={"grading_tests": ["pkg/test_x.py"], "files": ["pkg/test_x.py", "pkg/x.py"]})
+    assert not dropped_change("pkg/x.py", fixture)
+    assert dropped_change("pkg/strings.py", fixture) and dropped_change("pkg/__init__.py", fixture)
+
+
 @pytest.mark.parametrize("sandbox", SANDBOXES, ids=lambda s: s.kind)
 def test_fix_passes_and_dropped_changes_stay_out(sandbox: Sandbox, tmp_path: Path) -> None:
     def edit(repo: Path) -> None:
@@ -142,3 +148,20 @@ def test_reference_that_does_not_pass_fails_closed(tmp_path: Path) -> None:
     assert not check.passed and check.expected_source is None
     assert "cannot derive the expected tests" in check.problems[0]
     assert not (tmp_path / "home" / "verifier" / "expected").exists()
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_plugin_autoload_is_off_unless_the_manifest_declares_the_plugin(declared: bool, tmp_path: Path) -> None:
+    root = tmp_path / "needs-plugin"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root)
+    manifest = root / "fixture.toml"
+    text = manifest.read_text().replace('"-q", "-p", "no:cacheprovider", "tests"]',
+                                        '"-q", "--hypothesis-show-statistics", "tests"]')
+    if declared:
+        text = text.replace("timeout_seconds = 120\n",
+                            'timeout_seconds = 120\nplugins = ["_hypothesis_pytestplugin"]\n')
+    manifest.write_text(text)
+    fixture = load_fixture(root)
+    check = verify_change(fixture, _patch_of(fixture, tmp_path, _fix), tmp_path / "grading", SANDBOXES[-1],
+                          tmp_path / "home", tag="t")
+    assert check.passed is declared, check.problems

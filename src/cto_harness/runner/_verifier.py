@@ -3,9 +3,9 @@
 What the agent left in its workspace is evidence, not something to run. The verifier
 copies the pristine fixture, applies the agent's patch with harness-side git (no agent
 configuration exists there to run), leaves out every change to the grading tests and to
-files Python or pytest load on their own (``DROPPED_NAMES``, ``.pth`` files, anything in a
-test directory, new test files), and refuses a patch that cannot carry the code it stands
-for (a nested repository, a symlink leading out of the copy). It then runs pytest on the
+files Python or pytest load on their own (``DROPPED_NAMES``, ``.pth`` files, new files and
+``__init__.py`` in a test directory, new test files), and refuses a patch that cannot carry
+the code it stands for (a nested repository, a symlink leading out of the copy). It then runs pytest on the
 copy inside the sandbox (no network, writable: the copy and a private tmp), in isolated
 mode with plugin autoload off, bounded in time and output, and reads each test's outcome
 from a channel its own plugin writes (``_verifier_plugin.py``). A pass needs exit 0, a
@@ -14,6 +14,8 @@ finished session, no collection error and every expected test reported passed.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import json
 import os
 import posixpath
@@ -107,7 +109,9 @@ def dropped_change(rel: str, fixture: Fixture) -> bool:
         return True
     if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py")):
         return True
-    return any(rel == d or rel.startswith(d + "/") for d in _test_dirs(fixture))
+    in_test_dir = any(rel == d or rel.startswith(d + "/") for d in _test_dirs(fixture))
+    # In a test directory only edits to files the fixture ships (code living beside its tests) apply.
+    return in_test_dir and (name == "__init__.py" or rel not in fixture.files)
 
 
 def _test_dirs(fixture: Fixture) -> set[str]:
@@ -331,9 +335,10 @@ def _expected(fixture: Fixture, work: Path, sandbox: Sandbox, harness_home: Path
     if fixture.expected_tests is not None:
         return list(fixture.expected_tests), "manifest"
     cache = harness_home / "verifier" / "expected" / f"{fixture.digest}.json"
+    key = {"format": EXPECTED_CACHE_FORMAT, "fixture_digest": fixture.digest, "pytest": _pytest_version()}
     try:
         cached = json.loads(cache.read_text("utf-8"))
-        if cached.get("format") == EXPECTED_CACHE_FORMAT and cached.get("fixture_digest") == fixture.digest:
+        if {k: cached.get(k) for k in key} == key and cached["ids"] and isinstance(cached["ids"], list):
             return [str(i) for i in cached["ids"]], "reference"
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
@@ -349,9 +354,18 @@ def _expected(fixture: Fixture, work: Path, sandbox: Sandbox, harness_home: Path
         raise VerifierRefusal(f"cannot derive the expected tests: the fixture's reference solution does not "
                               f"pass in the verifier ({why})")
     ids = sorted(reference.passed_ids)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cache, {"format": EXPECTED_CACHE_FORMAT, "fixture_digest": fixture.digest, "ids": ids})
+    with contextlib.suppress(OSError):  # an unwritable home only costs a re-derivation next time
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cache, {**key, "ids": ids})
     return ids, "reference"
+
+
+def _pytest_version() -> str:
+    """Node ids of parametrized tests may change with pytest: the cache is per version."""
+    try:
+        return importlib.metadata.version("pytest")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _write_summary(out_dir: Path, check: Verification) -> None:
