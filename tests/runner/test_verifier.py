@@ -20,6 +20,11 @@ FIX = 'import re\n\n\ndef slugify(text):\n    return re.sub(r"[^a-z0-9]+", "-", 
 SANDBOXES = [Sandbox("none", "test"), choose_sandbox(os.environ)]
 
 
+def _tag(tmp_path: Path) -> str:
+    """A run tag of its own: the harness kills processes by tag prefix, so never a short shared one."""
+    return f"verifier-test-{tmp_path.name}-{os.getpid()}"
+
+
 def _r1() -> Fixture:
     return load_fixture(resolve_fixture("r1-string-slugify"), builtin=True)
 
@@ -73,7 +78,7 @@ def test_fix_passes_and_dropped_changes_stay_out(sandbox: Sandbox, tmp_path: Pat
 
     fixture = _r1()
     check = verify_change(fixture, _patch_of(fixture, tmp_path, edit), tmp_path / "grading", sandbox,
-                          tmp_path / "home", tag="t")
+                          tmp_path / "home", tag=_tag(tmp_path))
     assert check.passed, check.problems
     assert check.dropped == ["conftest.py", "tests/test_strings.py"]
     assert (len(check.expected), len(check.passed_ids), check.missing) == (12, 12, [])
@@ -90,7 +95,7 @@ def test_symlink_out_of_the_copy_is_refused(tmp_path: Path) -> None:
         (repo / "strings.py").symlink_to(outside)
 
     check = verify_change(fixture, _patch_of(fixture, tmp_path, edit), tmp_path / "grading", SANDBOXES[-1],
-                          tmp_path / "home", tag="t")
+                          tmp_path / "home", tag=_tag(tmp_path))
     assert not check.passed and check.result is None
     assert "leads out of the graded copy" in check.problems[0]
 
@@ -98,7 +103,7 @@ def test_symlink_out_of_the_copy_is_refused(tmp_path: Path) -> None:
 def test_patch_that_does_not_apply_is_refused(tmp_path: Path) -> None:
     fixture = _r1()
     patch = _patch_of(fixture, tmp_path, _fix).replace(b"Turn a title", b"Turn no title")
-    check = verify_change(fixture, patch, tmp_path / "grading", SANDBOXES[-1], tmp_path / "home", tag="t")
+    check = verify_change(fixture, patch, tmp_path / "grading", SANDBOXES[-1], tmp_path / "home", tag=_tag(tmp_path))
     assert not check.passed and check.result is None
     assert "does not apply" in check.problems[0]
 
@@ -111,7 +116,7 @@ def test_hanging_code_under_test_times_out(tmp_path: Path) -> None:
     fixture = load_fixture(root)
     patch = _patch_of(fixture, tmp_path, lambda repo: (repo / "strings.py").write_text(
         "import time\ntime.sleep(600)\n" + FIX))
-    check = verify_change(fixture, patch, tmp_path / "grading", SANDBOXES[-1], tmp_path / "home", tag="t")
+    check = verify_change(fixture, patch, tmp_path / "grading", SANDBOXES[-1], tmp_path / "home", tag=_tag(tmp_path))
     assert check.result is not None and check.result.timed_out
     assert not check.passed and "timed out" in check.problems[0]
 
@@ -144,7 +149,7 @@ def test_reference_that_does_not_pass_fails_closed(tmp_path: Path) -> None:
     (root / "solution.patch").write_text("")
     fixture = load_fixture(root)
     check = verify_change(fixture, _patch_of(fixture, tmp_path, _fix), tmp_path / "grading", SANDBOXES[-1],
-                          tmp_path / "home", tag="t")
+                          tmp_path / "home", tag=_tag(tmp_path))
     assert not check.passed and check.expected_source is None
     assert "cannot derive the expected tests" in check.problems[0]
     assert not (tmp_path / "home" / "verifier" / "expected").exists()
@@ -163,5 +168,5 @@ def test_plugin_autoload_is_off_unless_the_manifest_declares_the_plugin(declared
     manifest.write_text(text)
     fixture = load_fixture(root)
     check = verify_change(fixture, _patch_of(fixture, tmp_path, _fix), tmp_path / "grading", SANDBOXES[-1],
-                          tmp_path / "home", tag="t")
+                          tmp_path / "home", tag=_tag(tmp_path))
     assert check.passed is declared, check.problems
