@@ -9,14 +9,14 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from egress_helpers import MODEL, model_server
+from egress_helpers import MODEL, bwrap_netns_works, model_server
 
 from cto_harness.providers import RunOptions
 from cto_harness.runner import RunRequest, RunResult, run_stage2
 
 FIX = ('"""Small string helpers."""\n\nimport re\n\n\n'
        'def slugify(text):\n    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")\n')
-EXPECTED_MODE = "host"
+EXPECTED_MODE = "isolated" if bwrap_netns_works() else "host"
 
 AGENT = textwrap.dedent(f"""\
     #!{sys.executable}

@@ -138,7 +138,7 @@ class Egress:
         """
         if self.endpoint is None or self.policy is None or self.port is None:
             return
-        self.egress_dir.mkdir(mode=0o755)
+        self.egress_dir.mkdir(mode=0o700)
         ledger = Ledger(self.egress_dir / LEDGER_NAME, keep_bodies=self.keep_bodies, secrets=secrets)
         proxy = self.proxy = EgressProxy(self.endpoint, self.policy, ledger)
         try:

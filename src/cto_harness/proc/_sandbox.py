@@ -15,8 +15,9 @@ therefore builds the view from nothing:
 - ``readable`` paths (the provider's admitted tree, its runtime) read-only, ``writable``
   paths (the run's ``workspace/``, ``task/``, ``backend/``) read-write, a private ``/tmp``;
   ``hidden`` paths are never visible even when a readable bind contains them;
-- ``network="none"``: a new network namespace holding only loopback; ``"host"`` keeps
-  the host's network (providers with an admitted model endpoint, until the egress proxy).
+- ``network="none"``: a new network namespace holding only loopback; ``"proxy"``: the same,
+  its one exit being the egress proxy's Unix socket (see ``cto_harness.egress``); ``"host"``
+  keeps the host's network (only when the operator disabled the sandbox's network isolation).
 
 ``CTO_HARNESS_SANDBOX``: ``auto`` (default: bubblewrap when it works here; a real-lane run
 is blocked without it), ``bwrap`` (required for every run), ``none`` (the operator's
@@ -37,8 +38,8 @@ from pathlib import Path
 from typing import Literal
 
 MODES = ("auto", "bwrap", "none")
-Network = Literal["none", "host"]
-NETWORKS: tuple[Network, ...] = ("none", "host")
+Network = Literal["none", "host", "proxy"]
+NETWORKS: tuple[Network, ...] = ("none", "host", "proxy")
 INSTALL_HINT = "install it: apt-get install bubblewrap"
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -184,7 +185,8 @@ def wrap(
         hidden: Never visible: readable entries at or under them are dropped, and where a
             readable entry contains one it is masked with an empty tmpfs. ``writable``
             entries are bound after the masks (a run's ``workspace/`` inside a hidden run dir).
-        network: ``none`` (only loopback) or ``host``.
+        network: ``none`` (only loopback), ``host``, or ``proxy``: only loopback too, where the
+            egress forwarder relays to the harness's proxy over a Unix socket among ``readable``.
         cwd: Working directory inside the sandbox (default: the caller's).
     """
     if network not in NETWORKS:
@@ -204,7 +206,7 @@ def _bwrap_argv(bwrap: str, *, userns: bool, network: Network, readable: Iterabl
             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if userns:
         args.append("--unshare-user")
-    if network == "none":
+    if network != "host":
         args.append("--unshare-net")
     args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     args += _system_binds()

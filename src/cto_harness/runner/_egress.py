@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cto_harness.egress import Egress, EgressError, EgressOutcome, plan_egress
 from cto_harness.evidence import EventLog, NetworkBlock, atomic_write_text
 from cto_harness.providers import Gate, RunContext
 from cto_harness.runner._finalize import RunState
+from cto_harness.runner._sandbox_policy import SandboxPolicy
 
 POLICY_CLASSES = ("model-not-admitted", "budget-exceeded")
 
@@ -43,3 +46,8 @@ def settle_endpoint_failure(outcome: EgressOutcome, state: RunState) -> None:
         state.overrule("fail", "provider-crashed", outcome.endpoint_failure)
     else:
         state.reasons.append(outcome.endpoint_failure)
+
+
+def egress_policy(policy: SandboxPolicy, egress: Egress) -> SandboxPolicy:
+    """The sandbox's network is the egress's: only the proxy socket with an endpoint, else nothing."""
+    return replace(policy, network=egress.network, readable=[*policy.readable, *egress.readable])

@@ -58,7 +58,7 @@ from cto_harness.providers import (
     RunOptions,
     get_provider,
 )
-from cto_harness.runner._egress import plan_run_egress, record_egress, settle_endpoint_failure
+from cto_harness.runner._egress import egress_policy, plan_run_egress, record_egress, settle_endpoint_failure
 from cto_harness.runner._finalize import RunState, redact_text, write_report
 from cto_harness.runner._grading import Grade, run_grading, tests_block
 from cto_harness.runner._recover import recover_runs
@@ -201,27 +201,22 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
         gate = _preflight(provider, ctx, state, events)
         if gate.blocked is not None:
             return
-        egress = plan_run_egress(ctx, gate, state, isolated=False)  # isolated once the sandbox has a netns
+        sandbox = choose_sandbox(request.environ, required=state.lane != "fake")
+        egress = plan_run_egress(ctx, gate, state, isolated=sandbox.confined)
         if egress is None:
             return
         invocation = provider.prepare(replace(ctx, environ=egress.provider_environ(ctx.environ)), gate)
-    except ProviderSettingError as exc:
-        reason = f"provider misconfigured: {exc}; no provider process was started"
+    except (ProviderSettingError, SandboxUnavailableError) as exc:
+        what = "provider misconfigured: " if isinstance(exc, ProviderSettingError) else ""
+        reason = f"{what}{exc}; no provider process was started"
         atomic_write_text(ctx.backend_dir / "provider-unavailable.txt", reason + "\n")
         state.decide("blocked", "provider-unavailable", reason)
         return
     state.secrets = [s for s in invocation.secrets if s]
     _record_invocation(ctx, invocation, state)
-    try:
-        sandbox = choose_sandbox(request.environ, required=state.lane != "fake")
-    except SandboxUnavailableError as exc:
-        reason = f"{exc}; no provider process was started"
-        atomic_write_text(ctx.backend_dir / "provider-unavailable.txt", reason + "\n")
-        state.decide("blocked", "provider-unavailable", reason)
-        return
     if not _digest_still_admitted(invocation, ctx, state, events):
         return
-    policy = provider_policy(ctx, invocation, gate, request.runs_dir.resolve())
+    policy = egress_policy(provider_policy(ctx, invocation, gate, request.runs_dir.resolve()), egress)
     result = _execute(invocation, ctx, state, events, request.max_output_bytes, sandbox, policy, egress)
     if result is None:
         return

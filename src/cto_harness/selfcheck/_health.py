@@ -224,6 +224,17 @@ def sandbox_confines_provider(lab: Lab) -> CheckResult:
                        run_dir=str(result.run_dir), detail=detail)
 
 
+def _register_egress() -> None:
+    """``egress_only_admitted_endpoint`` and ``model_mismatch_refused`` (issue 10)."""
+    from cto_harness.selfcheck._egress_checks import egress_only_admitted_endpoint, model_mismatch_refused
+
+    health_check("egress_only_admitted_endpoint")(egress_only_admitted_endpoint)
+    health_check("model_mismatch_refused")(model_mismatch_refused)
+
+
+_register_egress()
+
+
 def _register_real_clients() -> None:
     """``real_client_<name>``: certify each installed real client on r1 (skipped when absent)."""
     from cto_harness.selfcheck._certify import real_client_checks
