@@ -91,7 +91,7 @@ def test_only_the_admitted_endpoint_is_reachable(tmp_path: Path) -> None:
     assert all(v != "connected" for v in result["probes"].values()), result["probes"]
     assert loopback.hits == 0 and (outside is None or outside.hits == 0)
     lines = [json.loads(x) for x in (deep / "model-calls.jsonl").read_text().splitlines()]
-    assert [x["allowed"] for x in lines] == [True, True, False]
+    assert sorted(x["allowed"] for x in lines) == [False, True, True]  # lines are in completion order
     assert not (deep / "proxy.sock").exists()
 
 

@@ -251,6 +251,10 @@ class EgressProxy:
         assert task is not None
         self._tasks.add(task)
         upstream: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # asyncio sets this only for sockets whose proto is IPPROTO_TCP; head and body are two writes
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while True:
                 try:
