@@ -2,7 +2,10 @@
 
     python bench/bench_egress.py [--rounds 12] [--calls 50] [--fresh]
 
-The endpoint is the scripted model server on loopback. Each round times ``calls`` model calls
+The endpoint is a minimal HTTP/1.1 model stub on loopback that answers each call with a fixed
+Chat Completions body (with usage) in one write, so the figure is the proxy's, not the
+endpoint's (the scripted model server's two writes per reply meet delayed ACKs: ~40 ms a call,
+which would drown the proxy). Each round times ``calls`` model calls
 (non-streamed Chat Completions, one keep-alive connection; ``--fresh``: a new connection per
 call) three ways, in an order that alternates between rounds:
 
@@ -22,10 +25,12 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 CLIENT = r"""
@@ -50,6 +55,50 @@ print(json.dumps(times))
 """
 
 
+REPLY = json.dumps({"id": "chatcmpl-bench", "object": "chat.completion", "model": "bench",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": "done"}}],
+                    "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}).encode()
+
+
+class _Stub:
+    """A keep-alive HTTP/1.1 server answering every request with ``REPLY`` in one write."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _serve(conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(REPLY)).encode() + b"\r\n\r\n" + REPLY)
+        buf = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                header, _, buf = buf.partition(b"\r\n\r\n")
+                length = next((int(line.split(b":", 1)[1]) for line in header.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(buf) < length:
+                    buf += conn.recv(65536)
+                buf = buf[length:]
+                conn.sendall(head)
+
+
 def _client(argv_prefix: list[str], port: int, calls: int, fresh: bool, model: str) -> list[float]:
     out = subprocess.run([*argv_prefix, sys.executable, "-c", CLIENT, str(port), "/v1/chat/completions", str(calls),
                           "1" if fresh else "0", model], capture_output=True, text=True, check=True, timeout=600)
@@ -66,12 +115,11 @@ def main() -> int:
 
     from cto_harness.egress import FORWARDER, Budgets, EgressProxy, Endpoint, Ledger, Policy
     from cto_harness.egress._session import forwarder_python
-    from cto_harness.model_server import ScriptedModelServer, parse_script
 
-    script = parse_script({"model": "bench", "steps": [{"action": "finish", "text": "done"}]}, "bench")
     bwrap = shutil.which("bwrap")
-    with tempfile.TemporaryDirectory(prefix="cto-bench-egress-") as tmp, ScriptedModelServer(script) as server:
-        endpoint = Endpoint.parse(server.openai_base_url)
+    server = _Stub()
+    with tempfile.TemporaryDirectory(prefix="cto-bench-egress-") as tmp:
+        endpoint = Endpoint.parse(f"http://127.0.0.1:{server.port}/v1")
         policy = Policy(model="bench", model_provider="scripted", budgets=Budgets())
         proxy = EgressProxy(endpoint, policy, Ledger(Path(tmp) / "model-calls.jsonl"))
         host_port = proxy.listen_tcp()
@@ -96,6 +144,8 @@ def main() -> int:
                     medians[name].append(statistics.median(_client(prefix, port, args.calls, args.fresh, "bench")))
         finally:
             proxy.stop()
+        expected = args.rounds * (args.calls + 3) * (len(ways) - 1)
+        assert proxy.tally.calls == expected, (proxy.tally.calls, expected)  # every proxied call crossed the proxy
     print(f"egress proxy overhead per call, {args.rounds} paired rounds x {args.calls} calls "
           f"({'new connection per call' if args.fresh else 'keep-alive'}), load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
