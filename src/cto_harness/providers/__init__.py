@@ -20,6 +20,7 @@ from cto_harness.providers._protocol import (
     RunOptions,
     Usage,
 )
+from cto_harness.providers._settings import ClientSettings, ProviderSettings
 
 if TYPE_CHECKING:
     from cto_harness.core import HarnessConfig
@@ -60,6 +61,7 @@ _REGISTRY: dict[str, str] = {
 __all__ = [
     "MODEL_SERVER_LOG_ENV",
     "Blocked",
+    "ClientSettings",
     "FailureClass",
     "Gate",
     "Invocation",
@@ -69,6 +71,7 @@ __all__ = [
     "Provider",
     "ProviderInfo",
     "ProviderSettingError",
+    "ProviderSettings",
     "RunContext",
     "RunOptions",
     "UnknownProviderError",

@@ -1,10 +1,10 @@
-"""What the real-client adapters (claude-code, codex, mini-swe-agent, pi) share.
+"""What the real-client adapters (claude-code, codex, mini-swe-agent, pi, command) share.
 
-Gates come from ``_gates`` (admission, model admission, timeout, credentials, env
-allowlist); this module adds what is specific to installed registry clients: the
-tree re-hash of launcher-admitted clients, the model endpoint (``CTO_HARNESS_<P>_BASE_URL``),
-the API key, the task prompt, JSON-lines parsing and keeping the scripted model
-server's exchange log as evidence.
+Gates come from ``_gates`` (admission, model admission, credentials, env allowlist);
+this module adds what is specific to installed registry clients: the tree re-hash of
+launcher-admitted clients, the one opening of every ``prepare()`` (``open_client``: the
+validated ``CTO_HARNESS_<P>_*`` settings, the task prompt, the model endpoint, the API
+key), JSON-lines parsing and keeping the scripted model server's exchange log as evidence.
 """
 
 from __future__ import annotations
@@ -14,19 +14,18 @@ import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cto_harness.providers._gates import (
     child_env,
     pass_through_credentials,
     preflight_gate,
-    provider_timeout,
     setting,
 )
 from cto_harness.providers._protocol import Blocked, Gate, Invocation, RunContext
+from cto_harness.providers._settings import ClientSettings
 from cto_harness.supply_chain import load_clients, verify_launcher
 
-DEFAULT_TIMEOUT_S = 900.0
 PLACEHOLDER_API_KEY = "sk-cto-harness-loopback-placeholder"
 """Sent to a configured loopback endpoint when no credential was passed (scripted lanes)."""
 MODEL_SERVER_LOG_ENV = "CTO_HARNESS_MODEL_SERVER_LOG"
@@ -52,7 +51,7 @@ def client_preflight(ctx: RunContext, name: str) -> Gate:
 
 
 def base_url(ctx: RunContext, name: str) -> str | None:
-    """``CTO_HARNESS_<P>_BASE_URL``: the model endpoint exactly as the client should use it."""
+    """``CTO_HARNESS_<P>_BASE_URL`` as recorded in the report (validated later, in ``open_client``)."""
     value = setting(ctx, name, "BASE_URL")
     return value.rstrip("/") if value else None
 
@@ -69,16 +68,17 @@ class Credentials:
         return tuple(v for v in values if v and v != PLACEHOLDER_API_KEY)
 
 
-def credentials(ctx: RunContext, name: str, key_vars: tuple[str, ...], *, reserved: frozenset[str]) -> Credentials:
+def credentials(ctx: RunContext, name: str, key_vars: tuple[str, ...], *, reserved: frozenset[str],
+                url: str | None) -> Credentials:
     """The API key from the first passed-through ``key_vars`` variable.
 
-    Without one, a configured endpoint gets a placeholder key (a scripted loopback model
-    checks none); without an endpoint the client's own default applies and it fails
-    on its own if it needs a key.
+    Without one, a configured endpoint (``url``) gets a placeholder key (a scripted
+    loopback model checks none); without an endpoint the client's own default applies and
+    it fails on its own if it needs a key.
     """
     passed = pass_through_credentials(ctx, name, reserved=reserved)
     key = next((passed[v] for v in key_vars if v in passed), None)
-    if key is None and base_url(ctx, name) is not None:
+    if key is None and url is not None:
         key = PLACEHOLDER_API_KEY
     return Credentials(api_key=key, passed=passed)
 
@@ -205,14 +205,48 @@ def truthy(mapping: Mapping[str, Any], key: str) -> bool:
     return bool(mapping.get(key))
 
 
-def client_invocation(ctx: RunContext, name: str, gate: Gate, argv: Sequence[str], *, extra: Mapping[str, str],
-                      creds: Credentials, default_timeout_s: float, home: Path | None = None) -> Invocation:
-    """The invocation every client shares: workspace cwd, allowlisted env, admitted digest re-checked."""
-    return Invocation(
-        argv=argv,
-        cwd=ctx.workspace,
-        env=child_env(ctx, home=home or isolated_dir(ctx, "home"), extra=extra, credentials=creds.passed),
-        timeout_s=provider_timeout(ctx, name, default_timeout_s),
-        expected_sha256=gate.provider.sha256,
-        secrets=creds.secrets,
-    )
+S = TypeVar("S", bound=ClientSettings)
+
+
+@dataclass(frozen=True)
+class ClientRun(Generic[S]):
+    """The common opening of a real client's ``prepare()``; see ``open_client``."""
+
+    name: str
+    gate: Gate
+    settings: S
+    executable: str
+    prompt: str
+    prompt_file: Path
+    creds: Credentials
+
+    @property
+    def url(self) -> str | None:
+        return self.settings.base_url
+
+    def invocation(self, ctx: RunContext, argv: Sequence[str], *, extra: Mapping[str, str],
+                   home: Path | None = None) -> Invocation:
+        """Workspace cwd, allowlisted env, the settings' timeout, the admitted digest re-checked."""
+        return Invocation(
+            argv=argv,
+            cwd=ctx.workspace,
+            env=child_env(ctx, home=home or isolated_dir(ctx, "home"), extra=extra, credentials=self.creds.passed),
+            timeout_s=self.settings.timeout(ctx.options),
+            expected_sha256=self.gate.provider.sha256,
+            secrets=self.creds.secrets,
+        )
+
+
+def open_client(ctx: RunContext, gate: Gate, name: str, settings_type: type[S], *,
+                key_vars: tuple[str, ...] = (), reserved: frozenset[str] = frozenset()) -> ClientRun[S]:
+    """Validate ``CTO_HARNESS_<name>_*`` into ``settings_type``, write the prompt, gather credentials.
+
+    Raises:
+        ProviderSettingError: a setting is present but unusable (the run is blocked).
+    """
+    assert gate.provider.executable
+    settings = settings_type.from_environ(ctx.environ, name)
+    creds = credentials(ctx, name, key_vars, reserved=reserved, url=settings.base_url)
+    prompt, prompt_file = write_prompt(ctx)
+    return ClientRun(name=name, gate=gate, settings=settings, executable=gate.provider.executable,
+                     prompt=prompt, prompt_file=prompt_file, creds=creds)

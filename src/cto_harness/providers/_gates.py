@@ -13,13 +13,13 @@ starts (class ``provider-unavailable``) and the report names the variable.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from cto_harness.providers._protocol import Blocked, Gate, ModelInfo, ProviderSettingError, RunContext
+from cto_harness.providers._settings import env_var, positive_seconds
 from cto_harness.supply_chain import Resolution, resolve_provider_executable
 
 __all__ = [
@@ -39,11 +39,6 @@ MODEL_NOT_ADMITTED_FILE = "provider-model-not-admitted.txt"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BASE_ENV_DEFAULTS = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": "UTC"}
 """The only caller variables a provider child inherits (caller value, else this default)."""
-
-
-def env_var(provider: str, suffix: str) -> str:
-    """``CTO_HARNESS_<P>_<SUFFIX>``: P upper-cased, ``-`` becomes ``_``."""
-    return f"CTO_HARNESS_{provider.upper().replace('-', '_')}_{suffix}"
 
 
 def setting(ctx: RunContext, provider: str, suffix: str) -> str | None:
@@ -134,13 +129,9 @@ def provider_timeout(ctx: RunContext, provider: str, default_s: float) -> float:
     if raw is None:
         return default_s
     try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise ProviderSettingError(
-            f"{env_var(provider, 'TIMEOUT_SECONDS')}={raw!r} is not a positive number of seconds")
-    return value
+        return positive_seconds(raw)
+    except ValueError as exc:
+        raise ProviderSettingError(f"{env_var(provider, 'TIMEOUT_SECONDS')}={raw!r} {exc}") from exc
 
 
 def pass_through_credentials(ctx: RunContext, provider: str, *, reserved: frozenset[str] = frozenset()

@@ -10,27 +10,22 @@ with ``is_error: false``, and only the harness's own diff and tests decide a pas
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel
+from typing import Any, ClassVar
 
 from cto_harness.core import ProcessResult
 from cto_harness.providers._client_common import (
-    DEFAULT_TIMEOUT_S,
     add,
     as_float,
     as_int,
-    base_url,
-    client_invocation,
     client_preflight,
-    credentials,
     isolated_dir,
     iter_jsonl,
     keep_model_server_log,
+    open_client,
     tail_text,
-    write_prompt,
 )
 from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext, Usage
+from cto_harness.providers._settings import ClientSettings
 
 NAME = "claude-code"
 KEY_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
@@ -46,13 +41,11 @@ QUIET_ENV = {
 }
 
 
-class ClaudeCodeConfig(BaseModel):
+class ClaudeCodeSettings(ClientSettings):
     """Settings of the Claude Code adapter (``CTO_HARNESS_CLAUDE_CODE_*``)."""
 
-    allowed_tools: str = "Bash,Read,Edit"
-    """Tools Claude Code may use without asking (``--allowedTools=``)."""
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    """Provider timeout when neither --timeout nor CTO_HARNESS_CLAUDE_CODE_TIMEOUT_SECONDS is set."""
+    allowed_tools: ClassVar[str] = "Bash,Read,Edit"
+    """Tools Claude Code may use without asking (``--allowedTools=``); not configurable."""
 
 
 class ClaudeCodeProvider:
@@ -62,22 +55,19 @@ class ClaudeCodeProvider:
         return client_preflight(ctx, NAME)
 
     def prepare(self, ctx: RunContext, gate: Gate) -> Invocation:
-        assert gate.provider.executable and gate.model.model
-        config = ClaudeCodeConfig()
-        prompt, _ = write_prompt(ctx)
-        home = isolated_dir(ctx, "home")
-        creds = credentials(ctx, NAME, KEY_VARS, reserved=frozenset({"ANTHROPIC_BASE_URL"}))
+        assert gate.model.model
+        client = open_client(ctx, gate, NAME, ClaudeCodeSettings, key_vars=KEY_VARS,
+                             reserved=frozenset({"ANTHROPIC_BASE_URL"}))
+        creds = client.creds
         extra = dict(QUIET_ENV)
-        url = base_url(ctx, NAME)
-        if url is not None:
-            extra["ANTHROPIC_BASE_URL"] = url
+        if client.url is not None:
+            extra["ANTHROPIC_BASE_URL"] = client.url
         if creds.api_key and not any(v in creds.passed for v in KEY_VARS):
             extra["ANTHROPIC_API_KEY"] = creds.api_key
-        argv = [gate.provider.executable, "-p", prompt, "--output-format", "stream-json", "--verbose", "--bare",
+        argv = [client.executable, "-p", client.prompt, "--output-format", "stream-json", "--verbose", "--bare",
                 "--model", gate.model.model, "--permission-mode", "acceptEdits",
-                f"--allowedTools={config.allowed_tools}", "--no-session-persistence"]
-        return client_invocation(ctx, NAME, gate, argv, extra=extra, creds=creds,
-                                 default_timeout_s=config.timeout_s, home=home)
+                f"--allowedTools={ClaudeCodeSettings.allowed_tools}", "--no-session-persistence"]
+        return client.invocation(ctx, argv, extra=extra, home=isolated_dir(ctx, "home"))
 
     def interpret(self, ctx: RunContext, invocation: Invocation, result: ProcessResult) -> Outcome:
         keep_model_server_log(ctx)

@@ -17,23 +17,18 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel
-
 from cto_harness.core import ProcessResult
 from cto_harness.providers._client_common import (
-    DEFAULT_TIMEOUT_S,
     add,
-    base_url,
-    client_invocation,
     client_preflight,
-    credentials,
     isolated_dir,
     iter_jsonl,
     keep_model_server_log,
+    open_client,
     tail_text,
-    write_prompt,
 )
 from cto_harness.providers._protocol import FailureClass, Gate, Invocation, Outcome, RunContext, Usage
+from cto_harness.providers._settings import ClientSettings
 
 NAME = "codex"
 KEY_VARS = ("OPENAI_API_KEY", "CODEX_API_KEY")
@@ -41,11 +36,8 @@ ENDPOINT_KEY_ENV = "CTO_HARNESS_CODEX_ENDPOINT_KEY"
 RESERVED_PROVIDER_IDS = frozenset({"openai", "oss", "ollama", "lmstudio", "ollama-chat"})
 
 
-class CodexConfig(BaseModel):
+class CodexSettings(ClientSettings):
     """Settings of the Codex adapter (``CTO_HARNESS_CODEX_*``)."""
-
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    """Provider timeout when neither --timeout nor CTO_HARNESS_CODEX_TIMEOUT_SECONDS is set."""
 
 
 def _toml(value: str) -> str:
@@ -95,21 +87,20 @@ class CodexProvider:
         return client_preflight(ctx, NAME)
 
     def prepare(self, ctx: RunContext, gate: Gate) -> Invocation:
-        assert gate.provider.executable and gate.model.provider and gate.model.model
-        prompt, _ = write_prompt(ctx)
+        assert gate.model.provider and gate.model.model
+        client = open_client(ctx, gate, NAME, CodexSettings, key_vars=KEY_VARS,
+                             reserved=frozenset({ENDPOINT_KEY_ENV, "CODEX_HOME"}))
         codex_home = isolated_dir(ctx, "codex-home")
-        url = base_url(ctx, NAME)
-        creds = credentials(ctx, NAME, KEY_VARS, reserved=frozenset({ENDPOINT_KEY_ENV, "CODEX_HOME"}))
         (codex_home / "config.toml").write_text(
-            config_toml(model=gate.model.model, model_provider=gate.model.provider, url=url), encoding="utf-8")
+            config_toml(model=gate.model.model, model_provider=gate.model.provider, url=client.url),
+            encoding="utf-8")
         extra = {"CODEX_HOME": str(codex_home), "NO_COLOR": "1", "TERM": "dumb", "RUST_LOG": "error"}
-        if url is not None:
-            extra[ENDPOINT_KEY_ENV] = creds.api_key or ""
-        argv = [gate.provider.executable, "exec", "--json", "--skip-git-repo-check", "--disable", "plugins",
+        if client.url is not None:
+            extra[ENDPOINT_KEY_ENV] = client.creds.api_key or ""
+        argv = [client.executable, "exec", "--json", "--skip-git-repo-check", "--disable", "plugins",
                 "--disable", "unbounded_connection_retries", "--dangerously-bypass-approvals-and-sandbox",
-                "-C", str(ctx.workspace), prompt]
-        return client_invocation(ctx, NAME, gate, argv, extra=extra, creds=creds,
-                                 default_timeout_s=CodexConfig().timeout_s)
+                "-C", str(ctx.workspace), client.prompt]
+        return client.invocation(ctx, argv, extra=extra)
 
     def interpret(self, ctx: RunContext, invocation: Invocation, result: ProcessResult) -> Outcome:
         keep_model_server_log(ctx)

@@ -14,32 +14,20 @@ import json
 import shlex
 import string
 
-from pydantic import BaseModel
-
 from cto_harness.core import ProcessResult
-from cto_harness.providers._client_common import (
-    DEFAULT_TIMEOUT_S,
-    base_url,
-    client_invocation,
-    client_preflight,
-    credentials,
-    keep_model_server_log,
-    write_prompt,
-)
-from cto_harness.providers._gates import ProviderSettingError, env_var, setting
-from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext
+from cto_harness.providers._client_common import client_preflight, keep_model_server_log, open_client
+from cto_harness.providers._protocol import Gate, Invocation, Outcome, ProviderSettingError, RunContext
+from cto_harness.providers._settings import ClientSettings, env_var
 
 NAME = "command"
 PLACEHOLDERS = ("workspace", "prompt_file", "task_file", "model_provider", "model", "base_url")
 
 
-class CommandConfig(BaseModel):
-    """Settings of the command adapter (``CTO_HARNESS_COMMAND_*``)."""
+class CommandSettings(ClientSettings):
+    """Settings of the command adapter (``CTO_HARNESS_<NAME>_*``; ``COMMAND`` by default)."""
 
     args: str = "{prompt_file}"
-    """Argument template (``CTO_HARNESS_COMMAND_ARGS``), split like a shell would."""
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    """Provider timeout when neither --timeout nor CTO_HARNESS_COMMAND_TIMEOUT_SECONDS is set."""
+    """``CTO_HARNESS_<NAME>_ARGS``: argument template, split like a shell would."""
 
 
 def render_args(template: str, values: dict[str, str], *, provider: str = NAME) -> list[str]:
@@ -74,9 +62,9 @@ class CommandProvider:
         return client_preflight(ctx, self.name)
 
     def prepare(self, ctx: RunContext, gate: Gate) -> Invocation:
-        assert gate.provider.executable
-        _, prompt_file = write_prompt(ctx)
-        url = base_url(ctx, self.name) or ""
+        client = open_client(ctx, gate, self.name, CommandSettings)
+        prompt_file = client.prompt_file
+        url = client.url or ""
         task = {"fixture_id": ctx.fixture.id, "title": ctx.fixture.title, "instructions": ctx.fixture.instructions,
                 "workspace": str(ctx.workspace), "prompt_file": str(prompt_file),
                 "model_provider": gate.model.provider, "model": gate.model.model, "base_url": url or None}
@@ -84,12 +72,9 @@ class CommandProvider:
         task_file.write_text(json.dumps(task, indent=2) + "\n", encoding="utf-8")
         values = {"workspace": str(ctx.workspace), "prompt_file": str(prompt_file), "task_file": str(task_file),
                   "model_provider": gate.model.provider or "", "model": gate.model.model or "", "base_url": url}
-        args = render_args(setting(ctx, self.name, "ARGS") or CommandConfig().args, values,
-                           provider=self.name)
-        creds = credentials(ctx, self.name, (), reserved=frozenset())
+        args = render_args(client.settings.args, values, provider=self.name)
         extra = {"CTO_HARNESS_TASK_FILE": str(task_file), "CTO_HARNESS_PROMPT_FILE": str(prompt_file)}
-        return client_invocation(ctx, self.name, gate, [gate.provider.executable, *args], extra=extra, creds=creds,
-                                 default_timeout_s=CommandConfig().timeout_s)
+        return client.invocation(ctx, [client.executable, *args], extra=extra)
 
     def interpret(self, ctx: RunContext, invocation: Invocation, result: ProcessResult) -> Outcome:
         keep_model_server_log(ctx)

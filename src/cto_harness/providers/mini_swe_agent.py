@@ -12,39 +12,32 @@ OpenAI-compatible endpoint (``openai/M``); without one as ``MODEL_PROVIDER/M``
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from pydantic import BaseModel
+from typing import Any, ClassVar
 
 from cto_harness.core import ProcessResult
 from cto_harness.providers._client_common import (
-    DEFAULT_TIMEOUT_S,
     add,
     as_float,
     as_int,
-    base_url,
-    client_invocation,
     client_preflight,
-    credentials,
     isolated_dir,
     keep_model_server_log,
+    open_client,
     tail_text,
-    write_prompt,
 )
 from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext, Usage
+from cto_harness.providers._settings import ClientSettings
 
 NAME = "mini-swe-agent"
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 TRAJECTORY = "mini-traj.json"
 
 
-class MiniSweAgentConfig(BaseModel):
+class MiniSweAgentSettings(ClientSettings):
     """Settings of the mini-swe-agent adapter (``CTO_HARNESS_MINI_SWE_AGENT_*``)."""
 
-    config_file: str = "mini.yaml"
-    """Built-in mini-swe-agent config the run starts from."""
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    """Provider timeout when neither --timeout nor CTO_HARNESS_MINI_SWE_AGENT_TIMEOUT_SECONDS is set."""
+    config_file: ClassVar[str] = "mini.yaml"
+    """Built-in mini-swe-agent config the run starts from; not configurable."""
 
 
 class MiniSweAgentProvider:
@@ -54,11 +47,10 @@ class MiniSweAgentProvider:
         return client_preflight(ctx, NAME)
 
     def prepare(self, ctx: RunContext, gate: Gate) -> Invocation:
-        assert gate.provider.executable and gate.model.provider and gate.model.model
-        prompt, _ = write_prompt(ctx)
+        assert gate.model.provider and gate.model.model
+        client = open_client(ctx, gate, NAME, MiniSweAgentSettings, key_vars=KEY_VARS,
+                             reserved=frozenset({"MSWEA_GLOBAL_CONFIG_DIR"}))
         config_dir = isolated_dir(ctx, "mswea-config")
-        url = base_url(ctx, NAME)
-        creds = credentials(ctx, NAME, KEY_VARS, reserved=frozenset({"MSWEA_GLOBAL_CONFIG_DIR"}))
         extra = {
             "MSWEA_CONFIGURED": "1",
             "MSWEA_COST_TRACKING": "ignore_errors",
@@ -72,16 +64,15 @@ class MiniSweAgentProvider:
         }
         model = f"{gate.model.provider}/{gate.model.model}"
         overrides: list[str] = []
-        if url is not None:
+        if client.url is not None:
             model = f"openai/{gate.model.model}"
-            overrides = ["-c", f"model.model_kwargs.api_base={url}"]
-            if creds.api_key:
-                extra["OPENAI_API_KEY"] = creds.api_key
-        argv = [gate.provider.executable, "-y", "--exit-immediately", "-m", model,
-                "-c", MiniSweAgentConfig().config_file, *overrides,
-                "-o", str(ctx.backend_dir / TRAJECTORY), "-t", prompt]
-        return client_invocation(ctx, NAME, gate, argv, extra=extra, creds=creds,
-                                 default_timeout_s=MiniSweAgentConfig().timeout_s)
+            overrides = ["-c", f"model.model_kwargs.api_base={client.url}"]
+            if client.creds.api_key:
+                extra["OPENAI_API_KEY"] = client.creds.api_key
+        argv = [client.executable, "-y", "--exit-immediately", "-m", model,
+                "-c", MiniSweAgentSettings.config_file, *overrides,
+                "-o", str(ctx.backend_dir / TRAJECTORY), "-t", client.prompt]
+        return client.invocation(ctx, argv, extra=extra)
 
     def interpret(self, ctx: RunContext, invocation: Invocation, result: ProcessResult) -> Outcome:
         keep_model_server_log(ctx)

@@ -10,42 +10,35 @@ message of ``agent_end`` must have ``stopReason`` ``"stop"``.
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from pydantic import BaseModel
+from typing import Any, Literal
 
 from cto_harness.core import ProcessResult
 from cto_harness.providers._client_common import (
-    DEFAULT_TIMEOUT_S,
     add,
     as_float,
-    base_url,
-    client_invocation,
     client_preflight,
-    credentials,
     isolated_dir,
     iter_jsonl,
     keep_model_server_log,
+    open_client,
     tail_text,
-    write_prompt,
 )
-from cto_harness.providers._gates import ProviderSettingError, setting
 from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext, Usage
+from cto_harness.providers._settings import ClientSettings
 
 NAME = "pi"
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "PI_API_KEY")
 API_KEY_ENV = "CTO_HARNESS_PI_ENDPOINT_KEY"
-APIS = ("openai-completions", "openai-responses", "anthropic-messages")
+Api = Literal["openai-completions", "openai-responses", "anthropic-messages"]
+APIS: tuple[Api, ...] = ("openai-completions", "openai-responses", "anthropic-messages")
 SETTINGS = {"retry": {"enabled": False, "maxRetries": 0}}
 
 
-class PiConfig(BaseModel):
+class PiSettings(ClientSettings):
     """Settings of the pi adapter (``CTO_HARNESS_PI_*``)."""
 
-    api: str = "openai-completions"
-    """Wire protocol of a configured endpoint (``CTO_HARNESS_PI_API``): one of ``APIS``."""
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    """Provider timeout when neither --timeout nor CTO_HARNESS_PI_TIMEOUT_SECONDS is set."""
+    api: Api = "openai-completions"
+    """``CTO_HARNESS_PI_API``: wire protocol of a configured endpoint, one of ``APIS``."""
 
 
 class PiProvider:
@@ -55,33 +48,27 @@ class PiProvider:
         return client_preflight(ctx, NAME)
 
     def prepare(self, ctx: RunContext, gate: Gate) -> Invocation:
-        assert gate.provider.executable and gate.model.provider and gate.model.model
-        prompt, _ = write_prompt(ctx)
+        assert gate.model.provider and gate.model.model
+        client = open_client(ctx, gate, NAME, PiSettings, key_vars=KEY_VARS, reserved=frozenset({API_KEY_ENV}))
         agent_dir = isolated_dir(ctx, "pi-agent")
-        creds = credentials(ctx, NAME, KEY_VARS, reserved=frozenset({API_KEY_ENV}))
         # pi retries a failed model call with backoff (3 tries, ~14 s); the harness wants a fast failure.
         (agent_dir / "settings.json").write_text(json.dumps(SETTINGS, indent=2) + "\n", encoding="utf-8")
         extra = {"PI_CODING_AGENT_DIR": str(agent_dir), "PI_OFFLINE": "1", "PI_SKIP_VERSION_CHECK": "1",
                  "NO_COLOR": "1", "TERM": "dumb"}
-        url = base_url(ctx, NAME)
-        if url is not None:
-            api = setting(ctx, NAME, "API") or PiConfig().api
-            if api not in APIS:
-                raise ProviderSettingError(f"CTO_HARNESS_PI_API={api!r}; valid: {', '.join(APIS)}")
+        if client.url is not None:
             provider: dict[str, Any] = {
-                "baseUrl": url,
-                "api": api,
+                "baseUrl": client.url,
+                "api": client.settings.api,
                 "apiKey": API_KEY_ENV,
                 "compat": {"supportsDeveloperRole": False, "supportsReasoningEffort": False},
                 "models": [{"id": gate.model.model}],
             }
             models = {"providers": {gate.model.provider: provider}}
             (agent_dir / "models.json").write_text(json.dumps(models, indent=2) + "\n", encoding="utf-8")
-            extra[API_KEY_ENV] = creds.api_key or ""
-        argv = [gate.provider.executable, "-p", "--mode", "json", "--provider", gate.model.provider,
-                "--model", gate.model.model, "--no-session", prompt]
-        return client_invocation(ctx, NAME, gate, argv, extra=extra, creds=creds,
-                                 default_timeout_s=PiConfig().timeout_s)
+            extra[API_KEY_ENV] = client.creds.api_key or ""
+        argv = [client.executable, "-p", "--mode", "json", "--provider", gate.model.provider,
+                "--model", gate.model.model, "--no-session", client.prompt]
+        return client.invocation(ctx, argv, extra=extra)
 
     def interpret(self, ctx: RunContext, invocation: Invocation, result: ProcessResult) -> Outcome:
         keep_model_server_log(ctx)

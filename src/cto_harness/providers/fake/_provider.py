@@ -11,8 +11,6 @@ import shutil
 import sys
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from cto_harness.core import ProcessResult
 from cto_harness.evidence import sha256_file
 from cto_harness.providers._agent_result import SUCCESS_STATUSES, parse_last_agent_result, read_capped
@@ -25,6 +23,7 @@ from cto_harness.providers._protocol import (
     ProviderSettingError,
     RunContext,
 )
+from cto_harness.providers._settings import ProviderSettings
 
 AGENT_SCRIPT = Path(__file__).with_name("_agent.py")
 SCENARIOS = (
@@ -41,13 +40,14 @@ SCENARIOS = (
 )
 
 
-class FakeConfig(BaseModel):
-    """Settings of the fake lane."""
+DEFAULT_SCENARIO = "fix"
+"""Which scripted behaviour the fake agent shows when --scenario is not given."""
 
-    scenario: str = "fix"
-    """Which scripted behaviour the fake agent shows."""
-    timeout_s: float = 300.0
-    """Provider timeout when neither --timeout nor CTO_HARNESS_FAKE_TIMEOUT_SECONDS is set."""
+
+class FakeSettings(ProviderSettings):
+    """Settings of the fake lane (``CTO_HARNESS_FAKE_*``)."""
+
+    default_timeout_s = 300.0
 
 
 class FakeProvider:
@@ -62,7 +62,8 @@ class FakeProvider:
         )
 
     def prepare(self, ctx: RunContext, gate: Gate) -> Invocation:
-        scenario = ctx.options.scenario or FakeConfig().scenario
+        settings = FakeSettings.from_environ(ctx.environ, self.name)
+        scenario = ctx.options.scenario or DEFAULT_SCENARIO
         if scenario not in SCENARIOS:
             raise ProviderSettingError(f"unknown fake scenario {scenario!r}; valid: {', '.join(SCENARIOS)}")
         data_dir = ctx.backend_dir / "fake"
@@ -95,14 +96,8 @@ class FakeProvider:
             argv=[sys.executable, "-I", str(AGENT_SCRIPT), "--task", str(task_file)],
             cwd=ctx.workspace,
             env=env,
-            timeout_s=self._timeout(ctx),
+            timeout_s=settings.timeout(ctx.options),
         )
-
-    def _timeout(self, ctx: RunContext) -> float:
-        if ctx.options.timeout_s is not None:
-            return ctx.options.timeout_s
-        configured = ctx.environ.get("CTO_HARNESS_FAKE_TIMEOUT_SECONDS")
-        return float(configured) if configured else FakeConfig().timeout_s
 
     def interpret(self, ctx: RunContext, invocation: Invocation, result: ProcessResult) -> Outcome:
         parsed = parse_last_agent_result(read_capped(result.stdout.path))
