@@ -25,6 +25,16 @@ def test_health_json_passes_with_the_required_checks(tmp_path: Path) -> None:
     assert set(data["checks"]) >= REQUIRED_CHECKS
     for name in ("provider_timeout_fail_closed", "model_provider_gate_blocks"):
         assert data["checks"][name]["ok"] is True
+    for name, check in data["checks"].items():
+        assert check["status"] in ("ok", "fail", "skip") and check["status"] != "fail", name
+        assert check["ok"] is (check["status"] == "ok"), name
+    for name in REQUIRED_CHECKS:
+        assert data["checks"][name]["status"] == "ok"
+    # The test home has no client installed: each real-client check is skipped, never ok.
+    for name in ("real_client_claude_code", "real_client_codex", "real_client_mini_swe_agent", "real_client_pi"):
+        assert data["checks"][name]["status"] == "skip" and data["checks"][name]["ok"] is False
+        assert "not installed" in data["checks"][name]["detail"]
+    assert data["counts"]["skip"] == 4 and data["counts"]["fail"] == 0
     timeout_run = Path(data["checks"]["provider_timeout_fail_closed"]["run_dir"])
     assert (timeout_run / "backend" / "provider-timeout.txt").is_file() and (timeout_run / "report.json").is_file()
 

@@ -1,6 +1,9 @@
 """The command line: parse, call one library function, print. Nothing else lives here.
 
-Subcommands are imported lazily so ``cto-harness --help`` stays fast.
+Subcommands are imported lazily so ``cto-harness --help`` stays fast. ``main`` is the
+one exception hook: a usage error (bad option, unknown name, unusable path or config)
+is one line and exit 2; Ctrl-C is exit 130; any other escaping exception is a harness
+bug: traceback and exit 4 (never 1, which a script reads as verdict ``fail``).
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ class LazyGroup(click.Group):
 def cli() -> None:
     """cto-harness: run coding-agent providers on fixture tasks; trust only evidence.
 
-    Exit status of `run`: 0 pass, 1 fail, 3 blocked, 4 error, 2 usage error.
+    Exit status of `run`: 0 pass, 1 fail, 3 blocked, 4 error, 2 usage error
+    (2 is a usage error for every command; 130 after Ctrl-C).
     """
 
 
@@ -67,11 +71,46 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def main() -> None:
+USAGE_EXIT = 2
+INTERRUPTED_EXIT = 130
+BUG_EXIT = 4
+
+
+def _usage_error_types() -> tuple[type[BaseException], ...]:
+    """Library errors that mean "the caller named something unusable" (imported only on error)."""
+    from cto_harness.core import ConfigError
+    from cto_harness.fixtures import UnknownFixtureError
+    from cto_harness.providers import UnknownProviderError
+    from cto_harness.supply_chain import UnknownProviderName
+
+    return (ConfigError, UnknownFixtureError, UnknownProviderError, UnknownProviderName)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def main(args: list[str] | None = None) -> None:
+    """The ``cto-harness`` entry point and its exception hook."""
     try:
-        cli.main(prog_name="cto-harness")
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        code = cli.main(args=args, prog_name="cto-harness", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt) as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
+        click.echo("interrupted" if interrupted else "aborted", err=True)
+        sys.exit(INTERRUPTED_EXIT if interrupted else 1)
+    except Exception as exc:
+        if isinstance(exc, _usage_error_types()):
+            click.echo(f"Error: {_one_line(exc)}", err=True)
+            sys.exit(USAGE_EXIT)
+        import traceback
+
+        traceback.print_exc()
+        click.echo(f"cto-harness: internal error (a harness bug): {type(exc).__name__}: {_one_line(exc)}", err=True)
+        sys.exit(BUG_EXIT)
+    sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -1,6 +1,7 @@
 """CLI commands that prove the fail-closed paths: ``health`` and ``validate case``.
 
-Exit status: 0 when every check holds, 1 when one does not, 130 when interrupted.
+Exit status: 0 when no check fails (skipped checks prove nothing but fail nothing), 1 when
+one fails, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from cto_harness.cli import echo_json
 
 _KEEP = click.option("--keep", "keep", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Keep the scratch home and run dirs in this directory (default: a removed temp dir).")
-_JSON = click.option("--json", "as_json", is_flag=True, help='Print {"ok": ..., "checks": {...}} as JSON.')
+_JSON = click.option("--json", "as_json", is_flag=True,
+                     help='Print {"ok": ..., "counts": ..., "checks": {NAME: {"status": "ok|fail|skip", "ok": ...}}}.')
 
 
 def _run_suite(run: Callable[[], object], as_json: bool) -> None:
@@ -36,8 +38,9 @@ def _run_suite(run: Callable[[], object], as_json: bool) -> None:
         echo_json(result.to_json())
     else:
         for name, check in result.checks.items():
-            click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {name}")
-            if not check.ok:
+            click.echo(f"{check.status.upper() if check.status == 'fail' else check.status:4}  {name}"
+                       + (f"  ({check.detail})" if check.status == "skip" and check.detail else ""))
+            if check.status == "fail":
                 click.echo(f"      expected: {check.expected}\n      observed: {check.observed}")
         kept = f" (runs kept in {result.workdir})" if result.kept else ""
         click.echo(f"{'all checks hold' if result.ok else 'NOT OK'}{kept}")

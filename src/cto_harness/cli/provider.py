@@ -36,10 +36,12 @@ def _entry(name: str) -> admission.CatalogEntry:
 
 @contextmanager
 def _refusals() -> Iterator[None]:
-    """Turn library refusals into one-line click errors (exit 1)."""
+    """Turn library refusals into one-line click errors: exit 2 for an unknown name or bad config, else 1."""
     try:
         yield
-    except (admission.AdmissionError, ConfigError) as exc:
+    except (admission.UnknownProviderName, ConfigError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    except admission.AdmissionError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -172,21 +174,29 @@ def admit_cmd(name: str, binary: Path | None, expect_sha256: str | None, as_json
         f"  reproducible {'not checked' if record.reproducible is None else record.reproducible}"))
 
 
+def _known_providers() -> list[admission.ProviderSummary]:
+    from cto_harness.providers import provider_names
+
+    return admission.list_providers(_home(), _catalog(), adapters=provider_names())
+
+
 @provider_group.command("list")
 @json_option
 def list_cmd(as_json: bool) -> None:
-    """Catalog providers and their admissions."""
+    """Every provider the harness knows: kind, pin, admission state, whether `run` takes it."""
     with _refusals():
-        rows = admission.list_providers(_home(), _catalog())
+        rows = _known_providers()
 
     def summary() -> str:
-        lines = []
+        lines = [f"{'NAME':<16} {'KIND':<9} {'PIN':<22} {'ADMISSION':<30} {'RUN':<4} INSTALL"]
         for r in rows:
-            active = r.active_sha256[:16] if r.active_sha256 else "-"
-            pin = r.pin[:12] if r.pin else "-"
-            lines.append(f"{r.name:<16} pin {pin:<12} active {active:<16} "
-                         f"admissions {r.admissions} (revoked {r.revoked})")
-        return "\n".join(lines) or "no providers"
+            pin = (f"{r.version} {r.pin[:14]}" if r.version and r.pin else r.pin[:22] if r.pin else "-")
+            state = f"{r.admission} {r.active_sha256[:12]}" if r.active_sha256 else r.admission
+            if r.revoked:
+                state += f" ({r.revoked}/{r.admissions} revoked)"
+            lines.append(f"{r.name:<16} {r.kind:<9} {pin:<22} {state:<30} {'yes' if r.runnable else 'no':<4} "
+                         f"{r.install}")
+        return "\n".join(lines)
 
     _emit(rows, as_json, summary)
 
@@ -197,10 +207,12 @@ def list_cmd(as_json: bool) -> None:
 def show_cmd(name: str, as_json: bool) -> None:
     """Catalog entry, discovery, builds and admissions of NAME."""
     with _refusals():
-        view = admission.show_provider(name, home=_home(), catalog=_catalog())
+        from cto_harness.providers import provider_names
+
+        view = admission.show_provider(name, home=_home(), catalog=_catalog(), adapters=provider_names())
 
     def summary() -> str:
-        lines = [f"provider {view.name}"]
+        lines = [f"provider {view.name} ({view.kind})", f"  install  {view.install}"]
         if view.catalog:
             c = view.catalog
             lines += [f"  source   {c['source_url']}", f"  pin      {c['pin']}",

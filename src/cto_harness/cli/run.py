@@ -18,7 +18,21 @@ DEFAULT_RUNS_DIR = "harness-runs"
 
 
 def _runs_dir(value: str | None) -> Path:
-    return Path(value or os.environ.get("CTO_HARNESS_RUNS_DIR") or DEFAULT_RUNS_DIR)
+    """``--runs-dir``, else ``CTO_HARNESS_RUNS_DIR``, else ./harness-runs; unusable is a usage error.
+
+    It must be a directory the harness may write, or not exist yet under one: a traceback
+    (exit 1) would read as verdict ``fail`` to a script.
+    """
+    path = Path(value or os.environ.get("CTO_HARNESS_RUNS_DIR") or DEFAULT_RUNS_DIR).absolute()
+    hint = "--runs-dir" if value else "CTO_HARNESS_RUNS_DIR" if os.environ.get("CTO_HARNESS_RUNS_DIR") else None
+    existing = next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), None)
+    if existing is not None and not existing.is_dir():
+        what = "is not a directory" if existing == path else f"cannot be created: {existing} is not a directory"
+        raise click.BadParameter(f"{path} {what}", param_hint=hint or "runs dir")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK | (os.R_OK if existing == path else 0)):
+        raise click.BadParameter(f"{existing} is not {'readable and ' if existing == path else ''}writable",
+                                 param_hint=hint or "runs dir")
+    return path
 
 
 def _summary(report: Report, run_dir: Path) -> str:
@@ -218,15 +232,19 @@ def report_show(run_dir: Path, as_json: bool) -> None:
 
 
 @click.command("verify")
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
 def verify_command(run_dir: Path, as_json: bool) -> None:
     """Recompute every artifact digest and the event hash chain of RUN_DIR.
 
-    Exit 0 when everything matches the report; 1 and the first mismatch otherwise.
+    Exit 0 when everything matches the report; 1 and the first mismatch otherwise;
+    2 when RUN_DIR is missing or is no run dir at all (neither report.json nor events.jsonl).
     """
     from cto_harness.evidence import verify_run
 
+    if not any((run_dir / name).exists() for name in ("report.json", "events.jsonl")):
+        raise click.BadParameter(f"{run_dir} is not a run dir (no report.json, no events.jsonl)",
+                                 param_hint="RUN_DIR")
     result = verify_run(run_dir)
     warning = _unconfined_warning(run_dir)
     if as_json:

@@ -98,27 +98,28 @@ def get_provider(name: str, config: HarnessConfig | None = None) -> Provider:
     """
     target = _REGISTRY.get(name) or (name if ":" in name else None)
     if target is None:
-        adapted = _catalog_adapter(name, config)
-        if adapted is not None:
-            return adapted
-        raise UnknownProviderError(
-            f"unknown provider {name!r}; valid providers: {', '.join(provider_names())}"
-        )
+        return _catalog_adapter(name, config)
     module_name, _, class_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     provider: Provider = cls()
     return provider
 
 
-def _catalog_adapter(name: str, config: HarnessConfig | None) -> Provider | None:
+def _catalog_adapter(name: str, config: HarnessConfig | None) -> Provider:
+    """A catalog entry with ``adapter = "command"``; any other name is unknown (same rows as ``provider list``)."""
     from cto_harness.supply_chain import AdmissionError, load_catalog
 
     try:
-        entry = load_catalog(config).get(name)
+        catalog = load_catalog(config)
     except AdmissionError as exc:
         raise UnknownProviderError(f"unknown provider {name!r} (provider catalog unusable: {exc})") from exc
-    if entry is None or entry.adapter != "command":
-        return None
-    from cto_harness.providers.command import CommandProvider
+    entry = catalog.get(name)
+    if entry is not None and entry.adapter == "command":
+        from cto_harness.providers.command import CommandProvider
 
-    return CommandProvider(name)
+        return CommandProvider(name)
+    runnable = sorted({*provider_names(), *(n for n, e in catalog.items() if e.adapter == "command")})
+    if entry is not None:
+        raise UnknownProviderError(f"catalog entry {name!r} has no adapter to run it: add adapter = \"command\" "
+                                   f"to [catalog.{name}]; runnable providers: {', '.join(runnable)}")
+    raise UnknownProviderError(f"unknown provider {name!r}; valid providers: {', '.join(runnable)}")

@@ -6,6 +6,10 @@ fixture's ``model-script.toml``, and an ordinary Stage 2 run of the client is ma
 ``_BASE_URL`` = the server. A fixture is certified when its report says verdict
 ``pass``, lane ``real``, usage measured on the wire by the egress proxy (tokens in and out),
 and the server log holds the client's model calls. Nothing leaves loopback.
+
+Before any run, ``certify`` refuses a provider it cannot certify (only Case and the real clients
+speak to the scripted model) and probes loopback with its own scripted server: a fresh
+``unshare -rn`` namespace has ``lo`` down, and every run would otherwise fail the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,17 +34,23 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANTHROPIC_CLIENTS",
+    "CERTIFIABLE",
     "REAL_CLIENTS",
     "CertifyResult",
     "FixtureCertification",
+    "LoopbackUnreachable",
     "ScriptedRun",
+    "UncertifiableProviderError",
     "certify",
     "is_installed",
+    "probe_loopback",
     "real_client_checks",
     "run_scripted",
 ]
 
 REAL_CLIENTS = ("claude-code", "codex", "mini-swe-agent", "pi")
+CERTIFIABLE = ("case", *REAL_CLIENTS)
+"""Providers that talk to the scripted model (Case through its pi library); fake and command do not."""
 ANTHROPIC_CLIENTS = frozenset({"claude-code"})
 """Clients that speak Anthropic Messages and take the base URL without ``/v1``."""
 SCRIPTED_MODEL_PROVIDER = "scripted"
@@ -48,6 +59,31 @@ CASE_MODEL_PROVIDER = "openai"
 key variable gets the adapter's placeholder, its endpoint is the scripted server."""
 MODEL_SCRIPT = "model-script.toml"
 MODEL_PROTOCOLS = frozenset({"openai-chat", "openai-responses", "anthropic-messages"})
+
+
+class UncertifiableProviderError(ValueError):
+    """The provider is not a real client that talks to the scripted model (a usage error)."""
+
+
+class LoopbackUnreachable(RuntimeError):
+    """The scripted model server cannot be reached on loopback; nothing was run."""
+
+
+def probe_loopback(script: Script, *, timeout_s: float = 3.0) -> None:
+    """Start a scripted server and connect to it once.
+
+    Raises:
+        LoopbackUnreachable: listening or connecting failed (e.g. ``lo`` is down).
+    """
+    try:
+        with ScriptedModelServer(script) as server:
+            parsed = urllib.parse.urlsplit(server.base_url)
+            with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 80), timeout=timeout_s):
+                pass
+    except OSError as exc:
+        raise LoopbackUnreachable(
+            f"loopback is unreachable ({exc.strerror or exc}): certify talks to its scripted model on 127.0.0.1; "
+            "bring loopback up first (in a fresh `unshare -rn` namespace: `ip link set lo up`)") from exc
 
 
 @dataclass(frozen=True)
@@ -171,10 +207,25 @@ class CertifyResult:
 def certify(name: str, *, runs_dir: Path, environ: Mapping[str, str], fixtures: Sequence[str] | None = None,
             timeout_s: float | None = None,
             on_fixture: Callable[[FixtureCertification], None] | None = None) -> CertifyResult:
-    """Run client ``name`` on each fixture (default: every built-in one) with its scripted model."""
+    """Run client ``name`` on each fixture (default: every built-in one) with its scripted model.
+
+    Raises:
+        UncertifiableProviderError: ``name`` is not one of ``CERTIFIABLE``.
+        UnknownFixtureError: a fixture is not built in.
+        ScriptError: a fixture's model script is invalid.
+        LoopbackUnreachable: the probe of loopback failed; no run was made.
+    """
+    if name not in CERTIFIABLE:
+        raise UncertifiableProviderError(
+            f"certify runs a real client against the scripted model; {name!r} is not one "
+            f"(certifiable: {', '.join(CERTIFIABLE)}; `cto-harness health` checks the fake lane)")
+    selected = list(fixtures or builtin_fixture_ids())
+    scripts = [load_script(resolve_fixture(fixture) / MODEL_SCRIPT) for fixture in selected]
+    if scripts:
+        probe_loopback(scripts[0])
     rows: list[FixtureCertification] = []
-    for fixture in fixtures or builtin_fixture_ids():
-        run = run_scripted(name, fixture, runs_dir=runs_dir, environ=environ, timeout_s=timeout_s)
+    for fixture, script in zip(selected, scripts, strict=True):
+        run = run_scripted(name, fixture, runs_dir=runs_dir, environ=environ, script=script, timeout_s=timeout_s)
         report = run.result.report
         measured = report.usage.measured
         row = FixtureCertification(
@@ -190,7 +241,7 @@ def certify(name: str, *, runs_dir: Path, environ: Mapping[str, str], fixtures: 
 
 
 def real_client_checks() -> dict[str, Callable[[Lab], CheckResult]]:
-    """Health checks ``real_client_<name>``: certify r1 when installed, skip (ok) when not.
+    """Health checks ``real_client_<name>``: certify r1 when installed, ``skip`` (never ``ok``) when not.
 
     The client is looked up in the operator's harness home (``CTO_HARNESS_HOME``), the
     run goes into the lab's scratch dir.
@@ -205,8 +256,7 @@ def _real_client_check(name: str) -> Callable[[Lab], CheckResult]:
         expected = {"verdict": "pass", "lane": "real", "usage_parsed": True}
         environ = {**lab.base_environ(), "CTO_HARNESS_HOME": str(harness_home(os.environ))}
         if not is_installed(name, environ):
-            return CheckResult(ok=True, expected=expected, observed={"skipped": True},
-                               detail=f"skipped: {name} is not installed (cto-harness provider install {name})")
+            return CheckResult.skip(expected, f"{name} is not installed (cto-harness provider install {name})")
         result = certify(name, runs_dir=lab.workdir / "real-clients", environ=environ,
                          fixtures=["r1-string-slugify"], timeout_s=300)
         row = result.fixtures[0]

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cto_harness.core import HarnessConfig
 from cto_harness.evidence import Report, verify_run
@@ -49,18 +49,35 @@ class Expectation:
     tests_ran: bool | None = None
 
 
+CheckStatus = Literal["ok", "fail", "skip"]
+
+
 @dataclass(frozen=True)
 class CheckResult:
-    """One health or validation check: ok only if every expected field was observed."""
+    """One health or validation check: ok only if every expected field was observed.
+
+    A skipped check (nothing to check here, e.g. a client that is not installed) proved
+    nothing: its ``ok`` is False and its ``status`` is ``skip``; it does not fail a suite.
+    """
 
     ok: bool
     expected: Any
     observed: Any
     run_dir: str | None = None
     detail: str | None = None
+    skipped: bool = False
+
+    @property
+    def status(self) -> CheckStatus:
+        return "skip" if self.skipped else "ok" if self.ok else "fail"
+
+    @classmethod
+    def skip(cls, expected: Any, why: str) -> CheckResult:
+        return cls(ok=False, expected=expected, observed={"skipped": True}, detail=f"skipped: {why}", skipped=True)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None or k == "run_dir"}
+        data = {k: v for k, v in asdict(self).items() if (v is not None or k == "run_dir") and k != "skipped"}
+        return {"status": self.status, **data}
 
 
 def event_names(run_dir: Path) -> list[str]:
@@ -235,12 +252,13 @@ class SuiteResult:
     kept: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checks": {name: c.to_json() for name, c in self.checks.items()},
+        counts = {status: sum(c.status == status for c in self.checks.values()) for status in ("ok", "fail", "skip")}
+        return {"ok": self.ok, "counts": counts, "checks": {name: c.to_json() for name, c in self.checks.items()},
                 "workdir": self.workdir, "kept": self.kept}
 
 
 def combine(parts: Mapping[str, CheckResult]) -> CheckResult:
-    """One check made of several runs: ok only if every part is."""
+    """One check made of several runs: ok only if every part is (a skipped part is not ok)."""
     first = next(iter(parts.values()), None)
     return CheckResult(ok=bool(parts) and all(p.ok for p in parts.values()),
                        expected={k: p.expected for k, p in parts.items()},
@@ -267,7 +285,8 @@ def run_checks(checks: Mapping[str, LabCheck], *, workdir: Path | None = None) -
             except Exception as exc:
                 results[name] = CheckResult(ok=False, expected="the check completes",
                                             observed=f"{type(exc).__name__}: {exc}")
-        return SuiteResult(ok=bool(results) and all(r.ok for r in results.values()), checks=results,
+        return SuiteResult(ok=any(r.status == "ok" for r in results.values())
+                           and all(r.status != "fail" for r in results.values()), checks=results,
                            workdir=str(lab.workdir), kept=kept)
     finally:
         if not kept:

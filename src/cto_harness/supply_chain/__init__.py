@@ -54,11 +54,13 @@ if TYPE_CHECKING:
         PinError,
         StoreError,
         ToolchainError,
+        UnknownProviderName,
     )
     from cto_harness.supply_chain._git import redact_url, validate_pin
     from cto_harness.supply_chain._overview import (
         ProviderOverview,
         ProviderSummary,
+        install_hint,
         list_providers,
         show_provider,
     )
@@ -152,6 +154,8 @@ _LAZY: dict[str, str] = {
     "list_admissions": "cto_harness.supply_chain._store:list_admissions",
     "list_builds": "cto_harness.supply_chain._build:list_builds",
     "list_providers": "cto_harness.supply_chain._overview:list_providers",
+    "install_hint": "cto_harness.supply_chain._overview:install_hint",
+    "UnknownProviderName": "cto_harness.supply_chain._errors:UnknownProviderName",
     "load_admission": "cto_harness.supply_chain._store:load_admission",
     "load_catalog": "cto_harness.supply_chain._catalog:load_catalog",
     "load_clients": "cto_harness.supply_chain._client_catalog:load_clients",
@@ -220,6 +224,7 @@ __all__ = [
     "ToolStatus",
     "ToolchainError",
     "ToolchainReport",
+    "UnknownProviderName",
     "VerifyEntry",
     "VerifyReport",
     "active_admissions",
@@ -236,6 +241,7 @@ __all__ = [
     "client_spec",
     "discover",
     "install_client",
+    "install_hint",
     "installed_record",
     "latest_discovery",
     "latest_good_build",

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cto_harness.core import HarnessConfig
-from cto_harness.supply_chain._errors import CatalogError, PinError
+from cto_harness.supply_chain._errors import CatalogError, PinError, UnknownProviderName
 from cto_harness.supply_chain._git import validate_pin
 from cto_harness.supply_chain._util import NAME_RE, SHA256_RE
 
@@ -218,7 +218,7 @@ def catalog_entry(name: str, catalog: dict[str, CatalogEntry]) -> CatalogEntry:
         return catalog[name]
     except KeyError:
         known = ", ".join(sorted(catalog)) or "none"
-        raise CatalogError(
+        raise UnknownProviderName(
             f"no catalog entry named {name!r} (known: {known}); add [catalog.{name}] to "
             "cto-harness.toml"
         ) from None

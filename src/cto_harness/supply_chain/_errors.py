@@ -37,3 +37,7 @@ class AdmitError(AdmissionError):
 
 class StoreError(AdmissionError):
     """The admitted store is inconsistent or the requested record does not exist."""
+
+
+class UnknownProviderName(CatalogError):
+    """No catalog, client or admission knows the name: the caller's mistake (a usage error)."""
