@@ -30,6 +30,19 @@ def test_provider_show_knows_every_provider(name: str, tmp_path: Path) -> None:
     assert result.stdout.startswith(f"provider {name} (")
 
 
+@pytest.mark.parametrize("command", ["verify", "revoke"])
+def test_provider_verify_or_revoke_of_an_unknown_name_is_a_usage_error(command: str, tmp_path: Path) -> None:
+    result = run_cli("provider", command, "nosuch", env=cli_env(tmp_path))
+    assert result.returncode == 2 and "unknown provider 'nosuch'" in result.stderr, result.stdout + result.stderr
+    known = run_cli("provider", "verify", "codex", env=cli_env(tmp_path))
+    assert known.returncode == 0, known.stderr
+
+
+def test_report_show_of_a_missing_dir_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli("report", "show", str(tmp_path / "missing"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
 def test_verify_of_a_missing_or_foreign_dir_is_a_usage_error(tmp_path: Path) -> None:
     missing = run_cli("verify", str(tmp_path / "missing"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr

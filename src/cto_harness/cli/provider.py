@@ -174,6 +174,16 @@ def admit_cmd(name: str, binary: Path | None, expect_sha256: str | None, as_json
         f"  reproducible {'not checked' if record.reproducible is None else record.reproducible}"))
 
 
+def _require_known(name: str) -> None:
+    """A usage error unless an adapter, a catalog, a client or an admission knows ``name``."""
+    from cto_harness.providers import provider_names
+
+    if admission.install_hint(name, _catalog(), adapters=provider_names()) is None \
+            and not admission.list_admissions(_home(), name):
+        known = ", ".join(r.name for r in _known_providers())
+        raise admission.UnknownProviderName(f"unknown provider {name!r} (known: {known})")
+
+
 def _known_providers() -> list[admission.ProviderSummary]:
     from cto_harness.providers import provider_names
 
@@ -191,7 +201,7 @@ def list_cmd(as_json: bool) -> None:
         lines = [f"{'NAME':<16} {'KIND':<9} {'PIN':<22} {'ADMISSION':<30} {'RUN':<4} INSTALL"]
         for r in rows:
             pin = (f"{r.version} {r.pin[:14]}" if r.version and r.pin else r.pin[:22] if r.pin else "-")
-            state = f"{r.admission} {r.active_sha256[:12]}" if r.active_sha256 else r.admission
+            state = f"{r.admission} {r.active_sha256[:16]}" if r.active_sha256 else r.admission
             if r.revoked:
                 state += f" ({r.revoked}/{r.admissions} revoked)"
             lines.append(f"{r.name:<16} {r.kind:<9} {pin:<22} {state:<30} {'yes' if r.runnable else 'no':<4} "
@@ -239,8 +249,9 @@ def show_cmd(name: str, as_json: bool) -> None:
 @click.argument("name")
 @json_option
 def verify_cmd(name: str, as_json: bool) -> None:
-    """Re-hash every admitted file of NAME; exit 1 on any mismatch."""
+    """Re-hash every admitted file of NAME; exit 1 on any mismatch, 2 for a name nobody knows."""
     with _refusals():
+        _require_known(name)
         report = admission.verify(_home(), name)
 
     def summary() -> str:
@@ -262,6 +273,7 @@ def verify_cmd(name: str, as_json: bool) -> None:
 def revoke_cmd(name: str, sha256: str | None, reason: str | None, as_json: bool) -> None:
     """Mark admissions of NAME revoked; the bytes stay as evidence."""
     with _refusals():
+        _require_known(name)
         records = admission.revoke(_home(), name, sha256=sha256, reason=reason)
     _emit(records, as_json, lambda: "\n".join(f"revoked {r.name} {r.sha256}" for r in records))
 

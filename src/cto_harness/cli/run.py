@@ -213,7 +213,7 @@ def report_group() -> None:
 
 
 @report_group.command("show")
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
 def report_show(run_dir: Path, as_json: bool) -> None:
     """Human summary of RUN_DIR/report.json."""
