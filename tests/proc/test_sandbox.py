@@ -216,3 +216,13 @@ def test_bubblewrap_is_probed_once_and_leaves_no_zombie(tmp_path: Path) -> None:
         """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(done.stdout) == {"probes": 1, "zombies": [], "kind": "bwrap"}
+
+
+@needs_bwrap
+def test_no_user_namespace_can_be_created_inside() -> None:
+    """Nested user namespaces (kernel attack surface, a way to regain capabilities) are disabled."""
+    sandbox = _sandbox()
+    if not sandbox.nested_userns_disabled:
+        pytest.skip("this bubblewrap or kernel cannot disable nested user namespaces")
+    done = _inside(sandbox, "unshare -U true && echo NESTED")
+    assert "NESTED" not in done.stdout

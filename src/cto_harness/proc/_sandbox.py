@@ -68,6 +68,8 @@ class Sandbox:
     """The bubblewrap binary that passed the probe."""
     userns: bool = False
     """``--unshare-user`` works here (as root it can fail in containers; caps are dropped anyway)."""
+    nested_userns_disabled: bool = False
+    """``--disable-userns`` works here: no user namespace can be created inside (bubblewrap >= 0.8)."""
 
     @property
     def confined(self) -> bool:
@@ -79,6 +81,7 @@ class _Probe:
     ok: bool
     userns: bool
     detail: str
+    disable_userns: bool = False
 
 
 _PROBES: dict[tuple[str, int, int, int, str], _Probe] = {}
@@ -114,15 +117,16 @@ def _run_probe(bwrap: str) -> _Probe:
     from cto_harness.proc._run import run_captured
 
     detail = ""
-    for userns in (True, False):
-        argv = _bwrap_argv(bwrap, userns=userns, network="none", readable=(), writable=(), hidden=(), cwd=None)
+    for userns, disable in ((True, True), (True, False), (False, False)):
+        argv = _bwrap_argv(bwrap, userns=userns, network="none", readable=(), writable=(), hidden=(), cwd=None,
+                           disable_userns=disable)
         try:
             probe = run_captured([*argv, "/bin/sh", "-c", "exit 0"], cwd=Path("/"),
                                  env={"PATH": "/usr/bin:/bin"}, timeout_s=10)
         except (OSError, SpawnError) as exc:
             return _Probe(False, False, str(exc))
         if probe.ok:
-            return _Probe(True, userns, "")
+            return _Probe(True, userns, "", disable_userns=disable)
         lines = probe.text("stderr").strip().splitlines()
         detail = lines[-1] if lines else f"exit status {probe.returncode}"
     return _Probe(False, False, detail)
@@ -155,7 +159,7 @@ def choose_sandbox(environ: Mapping[str, str], *, required: bool = False) -> San
             userns = "user namespace, " if probe.userns else ""
             return Sandbox("bwrap", f"bubblewrap ({bwrap}): no capabilities, {userns}own pid/ipc/uts namespaces, "
                                     "minimal read-only view, writable workspace/task/backend only",
-                           bwrap=bwrap, userns=probe.userns)
+                           bwrap=bwrap, userns=probe.userns, nested_userns_disabled=probe.disable_userns)
         problem = f"bubblewrap ({bwrap}) does not work here: {probe.detail}"
     if mode == "bwrap" or required:
         why = "CTO_HARNESS_SANDBOX=bwrap" if mode == "bwrap" else "real providers run only inside the sandbox"
@@ -194,18 +198,21 @@ def wrap(
     if not sandbox.confined:
         return list(argv)
     bwrap = sandbox.bwrap or shutil.which("bwrap") or "bwrap"
-    prefix = _bwrap_argv(bwrap, userns=sandbox.userns, network=network, readable=readable, writable=writable,
+    prefix = _bwrap_argv(bwrap, userns=sandbox.userns, disable_userns=sandbox.nested_userns_disabled,
+                         network=network, readable=readable, writable=writable,
                          hidden=hidden, cwd=cwd)
     # bwrap always exports PWD; drop it so the child sees exactly the allowlisted environment.
     return [*prefix, "/usr/bin/env", "-u", "PWD", *argv]
 
 
-def _bwrap_argv(bwrap: str, *, userns: bool, network: Network, readable: Iterable[Path],
+def _bwrap_argv(bwrap: str, *, userns: bool, disable_userns: bool = False, network: Network, readable: Iterable[Path],
                 writable: Iterable[Path], hidden: Iterable[Path], cwd: Path | None) -> list[str]:
     args = [bwrap, "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if userns:
         args.append("--unshare-user")
+        if disable_userns:
+            args.append("--disable-userns")
     if network != "host":
         args.append("--unshare-net")
     args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
