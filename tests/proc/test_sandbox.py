@@ -154,7 +154,8 @@ def test_network_none_is_loopback_only(network: Network) -> None:
 def test_without_a_sandbox_wrap_changes_nothing() -> None:
     assert wrap(["a", "b"], Sandbox("none", "off"), writable=[Path("/x")]) == ["a", "b"]
     with pytest.raises(ValueError, match="network"):
-        wrap(["a"], Sandbox("bwrap", "on", bwrap="/usr/bin/bwrap"), writable=[], network="proxy")  # type: ignore[arg-type]
+        wrap(["a"], Sandbox("bwrap", "on", bwrap="/usr/bin/bwrap"), writable=[],
+             network="carrier-pigeon")  # type: ignore[arg-type]
 
 
 def test_a_required_sandbox_without_bubblewrap_names_the_fix(tmp_path: Path) -> None:

@@ -4,10 +4,9 @@ Read-only: the admitted executable, what it needs to start (a launcher's pinned 
 runtime, a script's interpreter, a toolchain's install prefix) and input files named on
 its command line. Read-write: the run's ``workspace/``, ``task/``, ``backend/``. Hidden:
 the rest of the run dir (``baseline.git``, ``events.jsonl``, ``grading/``), the runs dir,
-the harness home, the operator's home and ``/root``. The network is cut unless the run
-has an admitted model endpoint (``CTO_HARNESS_<P>_BASE_URL``) or credentials were passed to
-the provider (it talks to its vendor's API); the egress proxy will narrow that to the
-endpoint alone.
+the harness home, the operator's home and ``/root``. ``network`` here is the fallback
+without egress (cut unless the run has an admitted endpoint or passed credentials); the
+runner's ``egress_policy`` replaces it with the egress plan ("proxy" or "none").
 """
 
 from __future__ import annotations
