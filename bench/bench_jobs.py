@@ -2,7 +2,8 @@
 
     python bench/bench_jobs.py [--trials 20] [--concurrency 2] [--repeat 3] [--efficiency] [--ray]
 
-- floor: the fixture's own test command on a fixed copy, ``trials`` times, ``concurrency`` at a time;
+- floor: the fixture's own test command on a fixed copy (no pytest plugin autoload, as the grader
+  runs it), ``trials`` times, ``concurrency`` at a time;
 - separate: ``trials`` separate ``cto-harness run`` processes, ``concurrency`` at a time;
 - job: one ``cto-harness job run`` of ``trials`` attempts at ``concurrency`` (goal <= 1.3x the floor);
 - --efficiency: the same job at concurrency 1, efficiency = t(1) / (concurrency * t(concurrency)) (goal >= 85 %);
@@ -27,10 +28,11 @@ def _quiet(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None 
     subprocess.run(argv, cwd=cwd, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _in_parallel(jobs: list[tuple[list[str], Path | None]], concurrency: int) -> float:
+def _in_parallel(jobs: list[tuple[list[str], Path | None]], concurrency: int,
+                 env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(lambda job: _quiet(*job), jobs))
+        list(pool.map(lambda job: _quiet(*job, env=env), jobs))
     return time.perf_counter() - start
 
 
@@ -44,7 +46,8 @@ def floor(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> floa
         shutil.copytree(fixture.repo_dir, work)
         subprocess.run(["git", "apply", str(fixture.solution_patch)], cwd=work, check=True)
         jobs.append((test_argv(fixture), work))
-    return _in_parallel(jobs, concurrency)
+    # As the grader runs pytest: no plugin autoload (installed plugins can cost seconds per run).
+    return _in_parallel(jobs, concurrency, env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
 
 
 def separate(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> float:
