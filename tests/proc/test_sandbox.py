@@ -56,7 +56,7 @@ def test_provider_cannot_write_evidence_outside_its_dirs(tmp_path: Path, runs_di
     assert not (result.run_dir / "evil.txt").exists()
     assert not (result.run_dir / "baseline.git" / "evil.txt").exists()
     assert not Path("/tmp/evil-escape").exists()
-    assert result.run_dir is not None and run_cli("verify", str(result.run_dir)).returncode == 0
+    assert result.run_dir is not None and run_cli("verify", str(result.run_dir), env=cli_env(tmp_path)).returncode == 0
 
 
 def test_without_a_sandbox_the_report_says_so(tmp_path: Path, runs_dir: Path) -> None:

@@ -60,7 +60,7 @@ def test_each_scenario_yields_its_verdict(scenario: str, runs_dir: Path, tmp_pat
     assert result.report["reasons"][0].startswith(DECIDING_REASON[scenario]), result.report["reasons"]
     jsonschema.validate(result.report, schema)
     assert result.run_dir is not None
-    verified = run_cli("verify", str(result.run_dir))
+    verified = run_cli("verify", str(result.run_dir), env=cli_env(tmp_path))
     assert verified.returncode == 0, verified.stderr
     assert not tagged_processes(result.report["run_id"])
     events = [json.loads(line)["event"] for line in (result.run_dir / "events.jsonl").read_text().splitlines()]
@@ -156,7 +156,7 @@ def test_verify_detects_one_changed_byte(runs_dir: Path, tmp_path: Path) -> None
     data = bytearray(stdout.read_bytes())
     data[0] ^= 0x01
     stdout.write_bytes(bytes(data))
-    verified = run_cli("verify", str(result.run_dir))
+    verified = run_cli("verify", str(result.run_dir), env=cli_env(tmp_path))
     assert verified.returncode == 1
     assert "backend/stdout.txt: altered" in verified.stderr
 
@@ -176,7 +176,7 @@ def test_verify_detects_removed_added_and_rewritten_files(tamper: str, runs_dir:
         path = result.run_dir / "events.jsonl"
         lines = path.read_text().splitlines(keepends=True)
         path.write_text("".join(lines[:2] + lines[3:]))
-    verified = run_cli("verify", str(result.run_dir))
+    verified = run_cli("verify", str(result.run_dir), env=cli_env(tmp_path))
     assert verified.returncode == 1, verified.stdout
 
 
@@ -193,7 +193,7 @@ def test_sigterm_to_harness_still_writes_a_report(runs_dir: Path, tmp_path: Path
     assert report["reasons"][0] == "interrupted: the harness received SIGTERM", report["reasons"]
     assert report["backend"]["interrupted"] == "SIGTERM"
     assert not tagged_processes(run_dir.name)
-    assert run_cli("verify", str(run_dir)).returncode == 0
+    assert run_cli("verify", str(run_dir), env=cli_env(tmp_path)).returncode == 0
 
 
 @pytest.mark.parametrize("sandbox", ["none", "auto"])
@@ -214,7 +214,7 @@ def test_sigkilled_harness_is_recovered(sandbox: str, runs_dir: Path, tmp_path: 
     if sandbox == "none":
         assert report["backend"]["killed_pids"], "the orphaned provider must be killed by recovery"
     assert not tagged_processes(run_dir.name)
-    assert run_cli("verify", str(run_dir)).returncode == 0
+    assert run_cli("verify", str(run_dir), env=cli_env(tmp_path)).returncode == 0
 
 
 def test_next_run_recovers_orphans_first(runs_dir: Path, tmp_path: Path) -> None:
@@ -226,7 +226,7 @@ def test_next_run_recovers_orphans_first(runs_dir: Path, tmp_path: Path) -> None
     assert result.returncode == 0
     assert "recovered orphaned run" in result.stderr
     assert json.loads((orphan / "report.json").read_text())["verdict"] == "error"
-    assert run_cli("verify", str(orphan)).returncode == 0
+    assert run_cli("verify", str(orphan), env=cli_env(tmp_path)).returncode == 0
 
 
 def _wait_for_agent(runs_dir: Path, marker: bytes) -> Path:

@@ -23,6 +23,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "schema": ("cto_harness.cli.run:schema_group", "Print JSON Schemas (report)."),
     "report": ("cto_harness.cli.run:report_group", "Show a run's report."),
     "verify": ("cto_harness.cli.run:verify_command", "Re-check a run dir against its report."),
+    "keys": ("cto_harness.cli.keys:keys_group", "Show the public key that signs run evidence."),
     "runs": ("cto_harness.cli.run:runs_group", "Manage run directories (recover orphans)."),
     "health": ("cto_harness.cli.health:health_command", "Prove the fail-closed paths (--json)."),
     "validate": ("cto_harness.cli.health:validate_group", "Validate a provider adapter (case)."),

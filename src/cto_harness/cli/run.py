@@ -233,25 +233,32 @@ def report_show(run_dir: Path, as_json: bool) -> None:
 
 @click.command("verify")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--pubkey", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="PEM public key that must have signed the run [default: the harness home's key].")
 @click.option("--json", "as_json", is_flag=True)
-def verify_command(run_dir: Path, as_json: bool) -> None:
-    """Recompute every artifact digest and the event hash chain of RUN_DIR.
+def verify_command(run_dir: Path, pubkey: Path | None, as_json: bool) -> None:
+    """Check RUN_DIR's signature, every artifact digest and the event hash chain.
 
-    Exit 0 when everything matches the report; 1 and the first mismatch otherwise;
-    2 when RUN_DIR is missing or is no run dir at all (neither report.json nor events.jsonl).
+    Exit 0 when everything matches the report and the signed attestation; 1 and the
+    first mismatch otherwise; 2 when RUN_DIR is missing or is no run dir at all (neither
+    report.json nor events.jsonl).
     """
-    from cto_harness.evidence import verify_run
+    from cto_harness.evidence import load_public_key, verify_run
 
     if not any((run_dir / name).exists() for name in ("report.json", "events.jsonl")):
         raise click.BadParameter(f"{run_dir} is not a run dir (no report.json, no events.jsonl)",
                                  param_hint="RUN_DIR")
-    result = verify_run(run_dir)
+    try:
+        key = load_public_key(pubkey.read_bytes()) if pubkey else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--pubkey") from exc
+    result = verify_run(run_dir, key)
     warning = _unconfined_warning(run_dir)
     if as_json:
         echo_json({"ok": result.ok, "problems": result.problems, "checked_artifacts": result.checked_artifacts,
                    "warnings": [warning] if warning else []})
     elif result.ok:
-        click.echo(f"ok: {result.checked_artifacts} artifacts and the event chain match the report")
+        click.echo(f"ok: signature, {result.checked_artifacts} artifacts and the event chain match the report")
     else:
         click.echo(f"MISMATCH: {result.problems[0]}", err=True)
         for problem in result.problems[1:]:

@@ -2,6 +2,16 @@
 
 from cto_harness.evidence._artifacts import collect_artifacts, sha256_file
 from cto_harness.evidence._atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cto_harness.evidence._attest import (
+    ATTESTATION_FILE,
+    AttestationError,
+    SigningKey,
+    home_public_key,
+    key_paths,
+    load_or_create_key,
+    load_public_key,
+    write_attestation,
+)
 from cto_harness.evidence._events import EventLog, read_events, utc_now
 from cto_harness.evidence._report import (
     EXIT_CODES,
@@ -27,10 +37,12 @@ from cto_harness.evidence._rundir import LOCK_NAME, RunDir, claim_run_dir, creat
 from cto_harness.evidence._verify import VerifyResult, load_report, verify_run
 
 __all__ = [
+    "ATTESTATION_FILE",
     "EXIT_CODES",
     "LOCK_NAME",
     "SCHEMA_VERSION",
     "Artifact",
+    "AttestationError",
     "BackendBlock",
     "ChangesBlock",
     "EventLog",
@@ -42,6 +54,7 @@ __all__ = [
     "ProviderBlock",
     "Report",
     "RunDir",
+    "SigningKey",
     "StreamInfo",
     "TestCounts",
     "TestsBlock",
@@ -54,11 +67,16 @@ __all__ = [
     "claim_run_dir",
     "collect_artifacts",
     "create_run_dir",
+    "home_public_key",
     "is_locked",
+    "key_paths",
+    "load_or_create_key",
+    "load_public_key",
     "load_report",
     "read_events",
     "report_schema",
     "sha256_file",
     "utc_now",
     "verify_run",
+    "write_attestation",
 ]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from cto_harness.evidence._report import Artifact
 
-UNLISTED = frozenset({"report.json", "events.jsonl"})
-"""Files that are not artifacts: the report itself, and the chain it records separately."""
+UNLISTED = frozenset({"report.json", "events.jsonl", "attestation.dsse.json"})
+"""Files that are not artifacts: the report, the chain it records separately, the signature over both."""
 
 
 def sha256_file(path: Path) -> str:

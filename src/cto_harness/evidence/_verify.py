@@ -1,14 +1,24 @@
-"""Re-check a finished run dir against its report: digests, file set, hash chain."""
+"""Re-check a finished run dir against its report: signature, digests, file set, hash chain."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
+from cto_harness.core import harness_home
 from cto_harness.evidence._artifacts import collect_artifacts
+from cto_harness.evidence._attest import (
+    ATTESTATION_FILE,
+    AttestationError,
+    home_public_key,
+    read_attestation,
+    subject_digests,
+)
 from cto_harness.evidence._events import read_events
 from cto_harness.evidence._report import Report
 
@@ -35,7 +45,18 @@ def load_report(run_dir: Path) -> Report:
         raise ValueError(f"report.json does not match the schema: {exc.errors()[0]['msg']}") from exc
 
 
-def verify_run(run_dir: Path) -> VerifyResult:
+def verify_run(run_dir: Path, public_key: Ed25519PublicKey | None = None, *,
+               home: Path | None = None) -> VerifyResult:
+    """Check RUN_DIR against its report, its event chain and its signed attestation.
+
+    ``public_key`` is the key that must have signed the run; by default the signing key of
+    ``home`` (default: the harness home of this process). No key at all fails closed.
+    """
+    if public_key is None:
+        try:
+            public_key = home_public_key(home or harness_home(os.environ))
+        except ValueError:
+            public_key = None
     problems: list[str] = []
     report_path = run_dir / "report.json"
     if not report_path.is_file():
@@ -59,7 +80,9 @@ def verify_run(run_dir: Path) -> VerifyResult:
         for rel in actual
         if rel not in report.artifacts
     )
-    problems.extend(_verify_events(run_dir, report, hashlib.sha256(report_path.read_bytes()).hexdigest()))
+    report_sha256 = hashlib.sha256(report_path.read_bytes()).hexdigest()
+    problems.extend(_verify_events(run_dir, report, report_sha256))
+    problems.extend(_verify_attestation(run_dir, report, report_sha256, public_key))
     return VerifyResult(ok=not problems, problems=problems, checked_artifacts=len(report.artifacts))
 
 
@@ -83,8 +106,51 @@ def _verify_events(run_dir: Path, report: Report, report_sha256: str) -> list[st
     last = chain.events[-1]
     if last.get("event") != "report_written":
         return ["events.jsonl: last event is not report_written"]
-    if last.get("data", {}).get("report_sha256") != report_sha256:
+    data = last.get("data")
+    if not isinstance(data, dict):
+        return ["events.jsonl: report_written event has no data"]
+    if data.get("report_sha256") != report_sha256:
         return ["report.json: altered (its sha256 differs from the report_written event)"]
+    if (data.get("verdict"), data.get("failure_class")) != (report.verdict, report.failure_class):
+        return [f"report.json: verdict {report.verdict}/{report.failure_class} differs from the report_written "
+                f"event's {data.get('verdict')}/{data.get('failure_class')}"]
     return []
+
+
+def _verify_attestation(run_dir: Path, report: Report, report_sha256: str,
+                        public_key: Ed25519PublicKey | None) -> list[str]:
+    if public_key is None:
+        return [f"{ATTESTATION_FILE}: no public key to check the signature with "
+                "(pass --pubkey FILE, or run where the harness home holds the key)"]
+    try:
+        parsed = read_attestation(run_dir / ATTESTATION_FILE, public_key)
+    except AttestationError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    subjects = subject_digests(parsed)
+    if subjects.get("report.json") != report_sha256:
+        problems.append("report.json: altered (its sha256 differs from the signed attestation)")
+    patch = run_dir / "patch.diff"
+    if "patch.diff" in subjects or patch.exists() or patch.is_symlink():
+        found = report.artifacts.get("patch.diff")
+        if found is None or found.sha256 != subjects.get("patch.diff"):
+            problems.append("patch.diff: differs from the signed attestation")
+    predicate = parsed["predicate"]
+    expected = {
+        "run_id": report.run_id,
+        "verdict": report.verdict,
+        "failure_class": report.failure_class,
+        "fixture_digest": report.fixture.digest,
+        "provider_digest": report.provider.sha256,
+    }
+    problems.extend(f"report.json: {name} {value!r} differs from the signed attestation's {predicate.get(name)!r}"
+                    for name, value in expected.items() if predicate.get(name) != value)
+    events_path = run_dir / "events.jsonl"
+    if events_path.is_file():
+        chain = read_events(events_path)
+        if (chain.head, chain.count) != (predicate.get("events_head"), predicate.get("events_count")):
+            problems.append("events.jsonl: the chain differs from the one the attestation signed "
+                            f"(head {chain.head[:16]}…, signed {str(predicate.get('events_head'))[:16]}…)")
+    return problems
 
 

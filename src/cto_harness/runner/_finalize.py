@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cto_harness import __version__
+from cto_harness.core import harness_home
 from cto_harness.evidence import (
     BackendBlock,
     ChangesBlock,
@@ -23,13 +25,16 @@ from cto_harness.evidence import (
     NetworkBlock,
     ProviderBlock,
     Report,
+    SigningKey,
     TestsBlock,
     UsageBlock,
     UsageReport,
     atomic_write_bytes,
     atomic_write_text,
     collect_artifacts,
+    load_or_create_key,
     utc_now,
+    write_attestation,
 )
 
 HARNESS_ERROR_FILE = "backend/harness-error.txt"
@@ -61,6 +66,8 @@ class RunState:
     tests: TestsBlock = field(default_factory=TestsBlock)
     secrets: list[str] = field(default_factory=list)
     duration_s: float | None = None
+    harness_home: Path | None = None
+    """Where the evidence signing key lives (None: from the process environment)."""
 
     def decide(self, verdict: str, failure_class: str | None, *reasons: str) -> None:
         """Set the verdict once; the first decision stands (a later stage cannot overturn it).
@@ -151,6 +158,12 @@ def write_report(state: RunState, events: EventLog) -> Report:
     becomes the report: verdict error, class harness-error.
     """
     redact_tree(state.run_dir, state.secrets)
+    key = None
+    try:
+        key = load_or_create_key(state.harness_home or harness_home(os.environ))
+    except (OSError, ValueError) as exc:
+        state.record_harness_error(exc)
+        state.reasons.append("the evidence could not be signed (no attestation.dsse.json): verify will fail")
     try:
         report = _build_report(state, events)
     except Exception as exc:
@@ -160,10 +173,30 @@ def write_report(state: RunState, events: EventLog) -> Report:
         report = _build_report(state, events)
     data = (report.model_dump_json(indent=2) + "\n").encode("utf-8")
     atomic_write_bytes(state.run_dir / "report.json", data)
+    report_sha256 = hashlib.sha256(data).hexdigest()
     events.emit(
         "report_written",
-        report_sha256=hashlib.sha256(data).hexdigest(),
+        report_sha256=report_sha256,
         verdict=report.verdict,
         failure_class=report.failure_class,
     )
+    if key is not None:
+        sign_run(state.run_dir, key, report, report_sha256, events)
     return report
+
+
+def sign_run(run_dir: Path, key: SigningKey, report: Report, report_sha256: str, events: EventLog) -> None:
+    """Write attestation.dsse.json over the report, the patch and the whole event chain."""
+    subjects = {"report.json": report_sha256}
+    patch = report.artifacts.get("patch.diff")
+    if patch is not None and patch.sha256 is not None:
+        subjects["patch.diff"] = patch.sha256
+    write_attestation(run_dir, key, subjects, {
+        "run_id": report.run_id,
+        "verdict": report.verdict,
+        "failure_class": report.failure_class,
+        "fixture_digest": report.fixture.digest,
+        "provider_digest": report.provider.sha256,
+        "events_head": events.head,
+        "events_count": events.count,
+    })

@@ -47,12 +47,15 @@ def find_orphans(runs_dir: Path) -> list[Path]:
     )
 
 
-def recover_runs(runs_dir: Path) -> list[Path]:
-    """Finalise every orphaned run dir under ``runs_dir``; return the ones finalised."""
-    return [path for path in find_orphans(runs_dir) if recover_run(path)]
+def recover_runs(runs_dir: Path, *, home: Path | None = None) -> list[Path]:
+    """Finalise every orphaned run dir under ``runs_dir``; return the ones finalised.
+
+    ``home`` is the harness home holding the signing key (None: from the environment).
+    """
+    return [path for path in find_orphans(runs_dir) if recover_run(path, home=home)]
 
 
-def recover_run(run_dir: Path) -> bool:
+def recover_run(run_dir: Path, *, home: Path | None = None) -> bool:
     import fcntl
 
     lock = open(run_dir / LOCK_NAME, "rb")  # noqa: SIM115
@@ -63,13 +66,13 @@ def recover_run(run_dir: Path) -> bool:
             return False
         if (run_dir / "report.json").exists():
             return False
-        _finalise(run_dir)
+        _finalise(run_dir, home)
         return True
     finally:
         lock.close()
 
 
-def _finalise(run_dir: Path) -> None:
+def _finalise(run_dir: Path, home: Path | None) -> None:
     events_path = run_dir / "events.jsonl"
     if not events_path.exists():
         events_path.touch()
@@ -91,6 +94,7 @@ def _finalise(run_dir: Path) -> None:
         fixture=FixtureRef(id=str(data.get("fixture") or "unknown"), digest=None),
         provider=ProviderBlock(name=str(data.get("provider") or "unknown")),
         lane=str(data.get("lane") or "fake"),
+        harness_home=home,
     )
     state.backend = _backend_from_events(chain.events, reasons)
     state.verdict, state.failure_class = "error", "harness-error"

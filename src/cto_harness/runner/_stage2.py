@@ -102,7 +102,7 @@ def run_stage2(request: RunRequest) -> RunResult:
     provider = get_provider(request.provider, config)
     fixture_path = resolve_fixture(request.fixture)
     runs_dir = request.runs_dir.resolve()
-    recovered = recover_runs(runs_dir) if request.recover else []
+    recovered = recover_runs(runs_dir, home=harness_home(request.environ)) if request.recover else []
 
     fixture: Fixture | None = None
     fixture_error: str | None = None
@@ -129,6 +129,7 @@ def run_stage2(request: RunRequest) -> RunResult:
         ),
         provider=ProviderBlock(name=request.provider),
         lane="fake" if request.provider == "fake" else "real",
+        harness_home=harness_home(request.environ),
     )
     try:
         events.emit(

@@ -215,7 +215,7 @@ class Lab:
         problems: dict[str, str] = {}
         run_dirs = sorted(p for p in self.runs_dir.iterdir() if p.is_dir())
         for run_dir in run_dirs:
-            verified = verify_run(run_dir)
+            verified = verify_run(run_dir, home=self.home)
             if not verified.ok:
                 problems[run_dir.name] = verified.problems[0] if verified.problems else "not ok"
         return CheckResult(ok=bool(run_dirs) and not problems,
