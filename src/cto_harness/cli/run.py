@@ -93,13 +93,21 @@ def _unconfined_warning(run_dir: Path) -> str | None:
     return None
 
 
+def _finite_positive(value: float | None) -> float | None:
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value!r} is not a positive, finite number of seconds", param_hint="--timeout")
+    return value
+
+
 @click.command("run")
 @click.option("--provider", default="fake", show_default=True, help="Provider adapter name.")
 @click.option("--scenario", default=None, help="Fake-lane scenario (default: fix).")
 @click.option("--fixture", "fixture", default="r1-string-slugify", show_default=True,
               help="Built-in fixture id or path to a fixture directory.")
 @click.option("--runs-dir", default=None, help="Where run dirs go [env CTO_HARNESS_RUNS_DIR; ./harness-runs].")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--timeout", type=float, default=None, callback=lambda _c, _p, v: _finite_positive(v),
               help="Provider timeout in seconds (overrides CTO_HARNESS_<P>_TIMEOUT_SECONDS).")
 @click.option("--model-provider", default=None, help="Admitted model provider (real lanes).")
 @click.option("--model", default=None, help="Admitted model (real lanes).")

@@ -1,6 +1,6 @@
 """The Harness Evidence Interface: report model, events chain, atomic writes, verify."""
 
-from cto_harness.evidence._artifacts import collect_artifacts, sha256_file
+from cto_harness.evidence._artifacts import ArtifactScan, collect_artifacts, sha256_file
 from cto_harness.evidence._atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from cto_harness.evidence._attest import (
     ATTESTATION_FILE,
@@ -13,6 +13,8 @@ from cto_harness.evidence._attest import (
     write_attestation,
 )
 from cto_harness.evidence._events import EventLog, read_events, utc_now
+from cto_harness.evidence._names import escape_name, json_safe, unescape_name
+from cto_harness.evidence._redact import REDACTED, Redactor
 from cto_harness.evidence._report import (
     EXIT_CODES,
     SCHEMA_VERSION,
@@ -26,6 +28,7 @@ from cto_harness.evidence._report import (
     NetworkBlock,
     ProviderBlock,
     Report,
+    SkippedArtifact,
     StreamInfo,
     TestCounts,
     TestsBlock,
@@ -35,16 +38,21 @@ from cto_harness.evidence._report import (
 )
 from cto_harness.evidence._rundir import LOCK_NAME, RunDir, claim_run_dir, create_run_dir, is_locked
 from cto_harness.evidence._verify import VerifyResult, load_report, verify_run
+from cto_harness.evidence._walk import Budget, Entry, Walker
 
 __all__ = [
     "ATTESTATION_FILE",
     "EXIT_CODES",
     "LOCK_NAME",
+    "REDACTED",
     "SCHEMA_VERSION",
     "Artifact",
+    "ArtifactScan",
     "AttestationError",
     "BackendBlock",
+    "Budget",
     "ChangesBlock",
+    "Entry",
     "EventLog",
     "EventsBlock",
     "FixtureRef",
@@ -52,23 +60,28 @@ __all__ = [
     "ModelBlock",
     "NetworkBlock",
     "ProviderBlock",
+    "Redactor",
     "Report",
     "RunDir",
     "SigningKey",
+    "SkippedArtifact",
     "StreamInfo",
     "TestCounts",
     "TestsBlock",
     "UsageBlock",
     "UsageReport",
     "VerifyResult",
+    "Walker",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
     "claim_run_dir",
     "collect_artifacts",
     "create_run_dir",
+    "escape_name",
     "home_public_key",
     "is_locked",
+    "json_safe",
     "key_paths",
     "load_or_create_key",
     "load_public_key",
@@ -76,6 +89,7 @@ __all__ = [
     "read_events",
     "report_schema",
     "sha256_file",
+    "unescape_name",
     "utc_now",
     "verify_run",
     "write_attestation",

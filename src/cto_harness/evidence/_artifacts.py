@@ -1,18 +1,54 @@
-"""Digests of every file in a run dir."""
+"""Digests of a run dir: the files an auditor reads one by one, bulky trees as summaries.
+
+Outside the summarised trees every file is listed with its SHA-256 and size (a symlink by
+its target, never followed). ``workspace/`` (the agent's final tree), ``workspace/.git``
+and ``baseline.git`` are each one entry: a digest over the sorted listing of their files
+(name, kind, size, content digest), their file count and bytes, and for a git store its
+``HEAD`` commit and tree, read by harness-side git that runs none of the repository's
+configuration (the agent's ``workspace/.git`` is read without running git at all).
+Objects in ``baseline.git`` are content-addressed, so they are listed by
+name and size and ``verify`` checks their content with ``git fsck``. Any other top-level
+directory with more than ``MAX_LISTED`` entries is summarised the same way, so an agent
+that floods ``backend/`` cannot blow up the report.
+
+Everything goes through one bounded ``Walker``: what it did not hash is listed in
+``report.artifacts_skipped`` with its size and why.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from cto_harness.evidence._report import Artifact
+from cto_harness.evidence._gitcheck import read_head_nogit, rev_parse
+from cto_harness.evidence._names import escape_name
+from cto_harness.evidence._report import Artifact, SkippedArtifact
+from cto_harness.evidence._walk import Budget, Entry, Walker
 
 UNLISTED = frozenset({"report.json", "events.jsonl", "attestation.dsse.json"})
 """Files that are not artifacts: the report, the chain it records separately, the signature over both."""
+GIT_STORES = ("baseline.git", "workspace/.git")
+TREES = ("workspace",)
+MAX_LISTED = 500
+"""A top-level directory with more entries than this is summarised, not listed file by file."""
+MAX_SKIPPED_LISTED = 200
+"""Skipped entries named in the report; the count of the rest is given."""
+HARNESS_GIT_STORES = frozenset({"baseline.git"})
+"""Stores only the harness writes: their objects are checked by git, not re-hashed."""
+
+
+@dataclass
+class ArtifactScan:
+    artifacts: dict[str, Artifact]
+    skipped: list[SkippedArtifact] = field(default_factory=list)
+    skipped_total: int = 0
 
 
 def sha256_file(path: Path) -> str:
+    """Hash a file the operator named (an executable to admit); never used on agent-made paths."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -20,18 +56,81 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def collect_artifacts(run_dir: Path) -> dict[str, Artifact]:
-    """Hash every file under ``run_dir`` (symlinks recorded, never followed)."""
-    artifacts: dict[str, Artifact] = {}
-    for dirpath, dirnames, filenames in os.walk(run_dir, followlinks=False):
-        base = Path(dirpath)
-        for name in sorted(filenames) + [d for d in dirnames if (base / d).is_symlink()]:
-            path = base / name
-            rel = path.relative_to(run_dir).as_posix()
-            if rel in UNLISTED:
-                continue
-            if path.is_symlink():
-                artifacts[rel] = Artifact(sha256=None, bytes=0, symlink=os.readlink(path))
-            elif path.is_file():
-                artifacts[rel] = Artifact(sha256=sha256_file(path), bytes=path.stat().st_size)
-    return dict(sorted(artifacts.items()))
+def collect_artifacts(run_dir: Path, budget: Budget | None = None) -> ArtifactScan:
+    """List and hash ``run_dir`` within ``budget`` (see the module docstring)."""
+    walker = Walker(budget)
+    scan = ArtifactScan(artifacts={})
+    summarised = {*GIT_STORES, *TREES}
+    top_skip = frozenset(os.fsencode(n) for n in (*UNLISTED, *summarised) if "/" not in n)
+    loose: list[Entry] = []
+    for entry in walker.walk(run_dir, skip_top=top_skip):
+        loose.append(entry)
+    by_top: dict[bytes, list[Entry]] = {}
+    for entry in loose:
+        by_top.setdefault(entry.rel.split(b"/", 1)[0], []).append(entry)
+    for top, entries in by_top.items():
+        if len(entries) > MAX_LISTED and any(b"/" in e.rel for e in entries):
+            scan.artifacts[escape_name(top) + "/"] = _summary(entries, top + b"/", kind="tree")
+            _note_skipped(scan, entries)
+            continue
+        for entry in entries:
+            _note_skipped(scan, [entry])
+            scan.artifacts[escape_name(entry.rel)] = _artifact(entry)
+    for name in (*TREES, *GIT_STORES):
+        root = run_dir / name
+        if not os.path.isdir(root) or os.path.islink(root):
+            continue
+        git = name in GIT_STORES
+        inner_skip = frozenset({b".git"}) if name == "workspace" else frozenset()
+        no_content = frozenset({b"objects"}) if name in HARNESS_GIT_STORES else frozenset()
+        prefix = os.fsencode(name) + b"/"
+        entries = [Entry(rel=prefix + e.rel, kind=e.kind, size=e.size, sha256=e.sha256, target=e.target,
+                         skipped=e.skipped)
+                   for e in walker.walk(root, skip_top=inner_skip, no_content_under=no_content)]
+        summary = _summary(entries, prefix, kind="git" if git else "tree")
+        if git:
+            commit, tree = rev_parse(root) if name in HARNESS_GIT_STORES else read_head_nogit(root)
+            summary = summary.model_copy(update={"commit": commit, "tree": tree})
+        scan.artifacts[name + "/"] = summary
+        _note_skipped(scan, entries)
+    scan.artifacts = dict(sorted(scan.artifacts.items()))
+    return scan
+
+
+def _artifact(entry: Entry) -> Artifact:
+    if entry.kind == "symlink":
+        return Artifact(sha256=None, bytes=0, symlink=escape_name(entry.target or b""))
+    if entry.kind in ("special", "dir", "unknown"):
+        return Artifact(sha256=None, bytes=entry.size or 0, kind=entry.kind, skipped=entry.skipped)  # type: ignore[arg-type]
+    return Artifact(sha256=entry.sha256, bytes=entry.size or 0, skipped=entry.skipped)
+
+
+def tree_digest(entries: Iterable[Entry], prefix: bytes) -> tuple[str, int, int]:
+    """SHA-256 over the sorted listing below ``prefix``; also the file count and bytes."""
+    digest = hashlib.sha256()
+    count = total = 0
+    for entry in sorted(entries, key=lambda e: e.rel):
+        rel = entry.rel[len(prefix):] if entry.rel.startswith(prefix) else entry.rel
+        detail = entry.sha256 or (b"->" + entry.target if entry.target is not None else b"") or b""
+        if isinstance(detail, str):
+            detail = detail.encode()
+        digest.update(b"%s\0%s\0%d\0%s\0%s\n" % (rel, entry.kind.encode(), entry.size if entry.size is not None
+                                                 else -1, detail, (entry.skipped or "").encode()))
+        count += 1
+        total += entry.size or 0
+    return digest.hexdigest(), count, total
+
+
+def _summary(entries: list[Entry], prefix: bytes, *, kind: str) -> Artifact:
+    sha, count, total = tree_digest(entries, prefix)
+    return Artifact(sha256=sha, bytes=total, kind=kind, files=count)  # type: ignore[arg-type]
+
+
+def _note_skipped(scan: ArtifactScan, entries: Iterable[Entry]) -> None:
+    for entry in entries:
+        if entry.skipped is None:
+            continue
+        scan.skipped_total += 1
+        if len(scan.skipped) < MAX_SKIPPED_LISTED:
+            scan.skipped.append(SkippedArtifact(path=escape_name(entry.rel), bytes=entry.size,
+                                                reason=entry.skipped))

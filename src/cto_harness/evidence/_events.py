@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cto_harness.evidence._names import json_safe
+from cto_harness.evidence._redact import Redactor
+
 GENESIS = "0" * 64
 
 
@@ -25,8 +28,10 @@ def utc_now() -> str:
 class EventLog:
     """Appends hash-chained events, flushing and fsyncing each one."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, redactor: Redactor | None = None) -> None:
         self.path = path
+        self.redactor = redactor or Redactor()
+        """Secrets are removed from each event before it is written (and hashed)."""
         existing = read_events(path) if path.exists() else None
         self.count = existing.count if existing else 0
         self.head = existing.head if existing else GENESIS
@@ -37,7 +42,7 @@ class EventLog:
             "seq": self.count,
             "ts": utc_now(),
             "event": event,
-            "data": data,
+            "data": json_safe(self.redactor.value(data)),
             "prev_sha256": self.head,
         }
         line = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from cto_harness.core import EXIT_CODES, FailureClass, ModelInfo, ProviderInfo, Usage, Verdict
 
@@ -100,9 +100,37 @@ class TestsBlock(_Strict):
 
 class Artifact(_Strict):
     sha256: str | None
-    """Null for a symlink (its target is recorded instead)."""
+    """Content digest; for a ``tree``/``git`` summary the digest of its sorted listing. Null for a
+    symlink (its target is recorded instead) or a file left unhashed (see ``skipped``)."""
     bytes: int
     symlink: str | None = None
+    """A symlink's target, escaped like every name (never followed)."""
+    kind: Literal["file", "tree", "git", "special", "dir", "unknown"] = "file"
+    """``tree``/``git``: a whole directory summarised as one entry (key ends with ``/``)."""
+    files: int | None = None
+    """Entries in a summarised tree."""
+    commit: str | None = None
+    """A git store's ``HEAD`` commit, read by harness-side git (``verify`` re-reads it)."""
+    tree: str | None = None
+    """A git store's ``HEAD`` tree."""
+    skipped: str | None = None
+    """Why the content was not hashed (``byte budget``, ``unreadable``, ...)."""
+
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Write only what is set: 15,000 entries of nulls would be most of the report."""
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items()
+                if k in ("sha256", "bytes") or (v is not None and not (k == "kind" and v == "file"))}
+
+
+class SkippedArtifact(_Strict):
+    """A file the bounded walk listed but did not hash, or a subtree it did not enter."""
+
+    path: str
+    bytes: int | None
+    reason: str
 
 
 class EventsBlock(_Strict):
@@ -186,7 +214,12 @@ class Report(_Strict):
     changes: ChangesBlock
     tests: TestsBlock
     artifacts: dict[str, Artifact]
-    """Every file of the run dir except report.json and events.jsonl (chained separately)."""
+    """Every file of the run dir except report.json, events.jsonl and attestation.dsse.json;
+    ``workspace/``, ``workspace/.git/`` and ``baseline.git/`` as one summary each. Keys are
+    escaped names (non-UTF-8 bytes as ``\\xNN``, control characters escaped)."""
+    artifacts_skipped: list[SkippedArtifact] = Field(default_factory=list)
+    """What the bounded walk did not hash or enter, with its size (first 200)."""
+    artifacts_skipped_total: int = 0
     events: EventsBlock
     harness: HarnessBlock
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from cto_harness.core import harness_home
-from cto_harness.evidence._artifacts import collect_artifacts
+from cto_harness.evidence._artifacts import HARNESS_GIT_STORES, collect_artifacts
 from cto_harness.evidence._attest import (
     ATTESTATION_FILE,
     AttestationError,
@@ -20,7 +20,8 @@ from cto_harness.evidence._attest import (
     subject_digests,
 )
 from cto_harness.evidence._events import read_events
-from cto_harness.evidence._report import Report
+from cto_harness.evidence._gitcheck import fsck
+from cto_harness.evidence._report import Artifact, Report
 
 
 @dataclass
@@ -66,24 +67,48 @@ def verify_run(run_dir: Path, public_key: Ed25519PublicKey | None = None, *,
     except ValueError as exc:
         return VerifyResult(ok=False, problems=[f"report.json: {exc}"])
 
-    actual = collect_artifacts(run_dir)
+    scan = collect_artifacts(run_dir)
+    actual = scan.artifacts
     for rel, recorded in report.artifacts.items():
         found = actual.get(rel)
         if found is None:
             problems.append(f"{rel}: removed (listed in the report, not on disk)")
         elif found != recorded:
-            problems.append(
-                f"{rel}: altered (sha256 {recorded.sha256} in report, {found.sha256} on disk)"
-            )
+            problems.append(_altered(rel, recorded, found))
     problems.extend(
         f"{rel}: added (on disk, not listed in the report)"
         for rel in actual
         if rel not in report.artifacts
     )
+    if (scan.skipped, scan.skipped_total) != (report.artifacts_skipped, report.artifacts_skipped_total):
+        problems.append("artifacts_skipped: what the bounded walk skips differs from the report")
+    problems.extend(_verify_git_stores(run_dir, report))
     report_sha256 = hashlib.sha256(report_path.read_bytes()).hexdigest()
     problems.extend(_verify_events(run_dir, report, report_sha256))
     problems.extend(_verify_attestation(run_dir, report, report_sha256, public_key))
     return VerifyResult(ok=not problems, problems=problems, checked_artifacts=len(report.artifacts))
+
+
+def _altered(rel: str, recorded: Artifact, found: Artifact) -> str:
+    if recorded.kind in ("tree", "git"):
+        return (f"{rel}: altered (listing digest {recorded.sha256} of {recorded.files} entries in report, "
+                f"{found.sha256} of {found.files} on disk)")
+    if (recorded.commit, recorded.tree) != (found.commit, found.tree):
+        return f"{rel}: altered (HEAD {recorded.commit} tree {recorded.tree} in report, {found.commit} {found.tree})"
+    return f"{rel}: altered (sha256 {recorded.sha256} in report, {found.sha256} on disk)"
+
+
+def _verify_git_stores(run_dir: Path, report: Report) -> list[str]:
+    """Objects of harness-only git stores are listed by name and size: git checks their content."""
+    problems = []
+    for name in HARNESS_GIT_STORES:
+        recorded = report.artifacts.get(name + "/")
+        if recorded is None or recorded.kind != "git":
+            continue
+        complaint = fsck(run_dir / name)
+        if complaint is not None:
+            problems.append(f"{name}/: git fsck fails: {complaint}")
+    return problems
 
 
 def _verify_events(run_dir: Path, report: Report, report_sha256: str) -> list[str]:

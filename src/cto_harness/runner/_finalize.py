@@ -24,6 +24,7 @@ from cto_harness.evidence import (
     ModelBlock,
     NetworkBlock,
     ProviderBlock,
+    Redactor,
     Report,
     SigningKey,
     TestsBlock,
@@ -32,13 +33,13 @@ from cto_harness.evidence import (
     atomic_write_bytes,
     atomic_write_text,
     collect_artifacts,
+    json_safe,
     load_or_create_key,
     utc_now,
     write_attestation,
 )
 
 HARNESS_ERROR_FILE = "backend/harness-error.txt"
-REDACTED = b"[redacted]"
 
 
 @dataclass
@@ -99,56 +100,39 @@ def harness_block() -> HarnessBlock:
     return HarnessBlock(version=__version__, python=sys.version.split()[0], platform=platform.platform())
 
 
-def redact_tree(run_dir: Path, secrets: list[str]) -> list[str]:
-    """Replace every secret value in every run-dir file; return the files rewritten."""
-    needles = sorted({s.encode() for s in secrets if len(s) >= 4}, key=len, reverse=True)
-    if not needles:
-        return []
-    rewritten = []
-    for path in sorted(run_dir.rglob("*")):
-        if path.is_symlink() or not path.is_file():
-            continue
-        data = path.read_bytes()
-        if any(n in data for n in needles):
-            for needle in needles:
-                data = data.replace(needle, REDACTED)
-            path.chmod(path.stat().st_mode | 0o200)
-            atomic_write_bytes(path, data)
-            rewritten.append(path.relative_to(run_dir).as_posix())
-    return rewritten
-
-
 def redact_text(text: str, secrets: list[str]) -> str:
-    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
-        text = text.replace(secret, REDACTED.decode())
-    return text
+    return Redactor(secrets).text(text)
 
 
 def _build_report(state: RunState, events: EventLog) -> Report:
-    finished = utc_now()
-    return Report(
+    scan = collect_artifacts(state.run_dir)
+    report = Report(
         run_id=state.run_id,
         lane=state.lane,  # type: ignore[arg-type]
         started_at=state.started_at,
-        finished_at=finished,
+        finished_at=utc_now(),
         duration_s=round(state.duration_s if state.duration_s is not None else time.monotonic() - state.t0, 6),
         fixture=state.fixture,
         provider=state.provider,
         model=state.model,
         verdict=state.verdict or "error",  # type: ignore[arg-type]
         failure_class=state.failure_class if state.verdict else "harness-error",  # type: ignore[arg-type]
-        reasons=[redact_text(r, state.secrets) for r in state.reasons]
-        or ["no verdict was reached (harness error)"],
+        reasons=state.reasons or ["no verdict was reached (harness error)"],
         backend=state.backend,
         agent_result=state.agent_result,
         usage=UsageReport(measured=state.measured_usage, reported=state.usage),
         network=state.network,
         changes=state.changes,
         tests=state.tests,
-        artifacts=collect_artifacts(state.run_dir),
+        artifacts=scan.artifacts,
+        artifacts_skipped=scan.skipped,
+        artifacts_skipped_total=scan.skipped_total,
         events=EventsBlock(count=events.count, head_sha256=events.head),
         harness=harness_block(),
     )
+    # Names and option values are the agent's or the operator's bytes: escape what JSON
+    # cannot carry, and take out every secret, before anything is written.
+    return Report.model_validate(json_safe(Redactor(state.secrets).value(report.model_dump())))
 
 
 def write_report(state: RunState, events: EventLog) -> Report:
@@ -157,7 +141,7 @@ def write_report(state: RunState, events: EventLog) -> Report:
     If the state cannot be turned into a valid report (a harness bug), the bug itself
     becomes the report: verdict error, class harness-error.
     """
-    redact_tree(state.run_dir, state.secrets)
+    Redactor(state.secrets).tree(state.run_dir)
     key = None
     try:
         key = load_or_create_key(state.harness_home or harness_home(os.environ))

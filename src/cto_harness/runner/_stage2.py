@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import secrets
-import shutil
 import signal
 import threading
 import time
@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cto_harness.core import HarnessConfig, harness_home, load_config
+from cto_harness.core import ConfigError, HarnessConfig, harness_home, load_config
 from cto_harness.egress import Egress
 from cto_harness.evidence import (
     BackendBlock,
@@ -27,6 +27,7 @@ from cto_harness.evidence import (
     EventLog,
     FixtureRef,
     ProviderBlock,
+    Redactor,
     Report,
     StreamInfo,
     atomic_write_bytes,
@@ -34,6 +35,7 @@ from cto_harness.evidence import (
     atomic_write_text,
     claim_run_dir,
     create_run_dir,
+    escape_name,
     sha256_file,
     utc_now,
 )
@@ -62,6 +64,7 @@ from cto_harness.runner._egress import egress_policy, plan_run_egress, record_eg
 from cto_harness.runner._finalize import RunState, redact_text, write_report
 from cto_harness.runner._grading import Grade, run_grading, tests_block
 from cto_harness.runner._recover import recover_runs
+from cto_harness.runner._safe_copy import keep_state_dir
 from cto_harness.runner._sandbox_policy import SandboxPolicy, provider_policy
 from cto_harness.runner._workspace import Baseline, compute_changes, init_baseline
 
@@ -99,6 +102,7 @@ def run_stage2(request: RunRequest) -> RunResult:
             before any run directory exists.
     """
     config = load_config(request.environ)
+    check_timeouts(request)
     provider = get_provider(request.provider, config)
     fixture_path = resolve_fixture(request.fixture)
     runs_dir = request.runs_dir.resolve()
@@ -149,12 +153,34 @@ def run_stage2(request: RunRequest) -> RunResult:
     except Exception as exc:
         state.record_harness_error(exc)
     finally:
-        state.duration_s = time.monotonic() - state.t0
         with _signals_deferred():
             report = write_report(state, events)
             events.close()
             run.release()
     return RunResult(report=report, run_dir=run.path, recovered=recovered)
+
+
+def check_timeouts(request: RunRequest) -> None:
+    """A timeout is a positive, finite number of seconds: nan or inf would switch the deadline off.
+
+    Raises:
+        ConfigError: ``--timeout`` or ``CTO_HARNESS_<P>_TIMEOUT_SECONDS`` is not.
+    """
+    if request.options.timeout_s is not None and not valid_timeout(request.options.timeout_s):
+        raise ConfigError(f"--timeout {request.options.timeout_s!r} is not a positive, finite number of seconds")
+    name = f"CTO_HARNESS_{request.provider.upper().replace('-', '_')}_TIMEOUT_SECONDS"
+    raw = request.environ.get(name, "").strip()
+    if raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not valid_timeout(value):
+            raise ConfigError(f"{name}={raw!r} is not a positive, finite number of seconds")
+
+
+def valid_timeout(value: float) -> bool:
+    return math.isfinite(value) and value > 0
 
 
 @contextlib.contextmanager
@@ -214,6 +240,7 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
         state.decide("blocked", "provider-unavailable", reason)
         return
     state.secrets = [s for s in invocation.secrets if s]
+    events.redactor = Redactor(state.secrets)
     _record_invocation(ctx, invocation, state)
     if not _digest_still_admitted(invocation, ctx, state, events):
         return
@@ -317,6 +344,12 @@ def _digest_still_admitted(invocation: Invocation, ctx: RunContext, state: RunSt
 
 def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: EventLog,
              max_output_bytes: int, sandbox: Sandbox, policy: SandboxPolicy, egress: Egress) -> ProcessResult | None:
+    if not valid_timeout(invocation.timeout_s):
+        reason = (f"provider timeout {invocation.timeout_s!r} s is not positive and finite; "
+                  "no provider process was started")
+        atomic_write_text(ctx.backend_dir / "provider-unavailable.txt", reason + "\n")
+        state.decide("blocked", "provider-unavailable", reason)
+        return None
     argv = [redact_text(a, state.secrets) for a in invocation.argv]
     state.backend = BackendBlock(timeout_s=invocation.timeout_s, argv=argv, sandbox=sandbox.kind)
     if not sandbox.confined:
@@ -400,9 +433,7 @@ def _stream(captured: CapturedStream) -> StreamInfo:
 
 def _keep_state_dirs(ctx: RunContext, invocation: Invocation) -> None:
     for source_rel, dest_rel in invocation.state_dirs.items():
-        source = ctx.workspace / source_rel
-        if source.is_dir() and not source.is_symlink():
-            shutil.copytree(source, ctx.backend_dir / dest_rel, symlinks=True, dirs_exist_ok=True)
+        keep_state_dir(ctx.workspace, source_rel, ctx.backend_dir, dest_rel)
 
 
 def _collect_changes(ctx: RunContext, invocation: Invocation, baseline: Baseline, state: RunState,
@@ -411,12 +442,12 @@ def _collect_changes(ctx: RunContext, invocation: Invocation, baseline: Baseline
                               exclude_dirs=list(invocation.state_dirs))
     atomic_write_bytes(state.run_dir / "patch.diff", changes.patch)
     state.changes = ChangesBlock(
-        files=changes.files,
+        files=[escape_name(name) for name in changes.files],
         patch_sha256=hashlib.sha256(changes.patch).hexdigest(),
         patch_bytes=len(changes.patch),
         excluded=sorted(invocation.state_dirs),
     )
-    events.emit("changes_computed", files=changes.files, patch_bytes=len(changes.patch))
+    events.emit("changes_computed", files=state.changes.files, patch_bytes=len(changes.patch))
     return changes.patch
 
 
