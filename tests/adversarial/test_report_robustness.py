@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import CliRun, cli_env, run_cli
+from tests.evidence.deep import make_chain, remove_tree
 from tests.evidence.forge import forge_pass
 
 FIX = textwrap.dedent(
@@ -113,33 +114,31 @@ def test_non_utf8_name_in_a_fixture_blocks_with_a_report(tmp_path: Path, runs_di
 
 
 def test_deep_tree_gives_a_report_and_later_runs_work(tmp_path: Path, runs_dir: Path) -> None:
-    body = FIX + textwrap.dedent(
-        """\
-        os.chdir(workspace)
-        for _ in range(1500):
-            os.mkdir("d")
-            os.chdir("d")
-        open("leaf.txt", "w").write("deep\\n")
-        """
-    )
-    result = _run(tmp_path, runs_dir, body)
-    report = _assert_verifies(tmp_path, result)
-    assert any(s["reason"] == "too deep" for s in report["artifacts_skipped"])  # type: ignore[union-attr]
-    again = run_cli("run", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
-    assert again.returncode == 0, again.stderr[-3000:]
-    orphan = runs_dir / "20200101T000000Z-r1-string-slugify-1"
-    (orphan / "backend").mkdir(parents=True)
-    (orphan / ".run.lock").touch()
-    (orphan / "events.jsonl").write_bytes(b'{"torn":')
-    deep = os.open(orphan / "backend", os.O_RDONLY)
-    for _ in range(1500):
-        os.mkdir("d", dir_fd=deep)
-        deep, parent = os.open("d", os.O_RDONLY, dir_fd=deep), deep
-        os.close(parent)
-    os.close(deep)
-    recovered = run_cli("runs", "recover", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
-    assert recovered.returncode == 0 and str(orphan) in recovered.stdout, recovered.stderr[-3000:]
-    assert run_cli("verify", str(orphan), env=cli_env(tmp_path)).returncode == 0
+    try:
+        body = FIX + textwrap.dedent(
+            """\
+            os.chdir(workspace)
+            for _ in range(1500):
+                os.mkdir("d")
+                os.chdir("d")
+            open("leaf.txt", "w").write("deep\\n")
+            """
+        )
+        result = _run(tmp_path, runs_dir, body)
+        report = _assert_verifies(tmp_path, result)
+        assert any(s["reason"] == "too deep" for s in report["artifacts_skipped"])  # type: ignore[union-attr]
+        again = run_cli("run", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+        assert again.returncode == 0, again.stderr[-3000:]
+        orphan = runs_dir / "20200101T000000Z-r1-string-slugify-1"
+        (orphan / "backend").mkdir(parents=True)
+        (orphan / ".run.lock").touch()
+        (orphan / "events.jsonl").write_bytes(b'{"torn":')
+        make_chain(orphan / "backend", 1500)
+        recovered = run_cli("runs", "recover", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
+        assert recovered.returncode == 0 and str(orphan) in recovered.stdout, recovered.stderr[-3000:]
+        assert run_cli("verify", str(orphan), env=cli_env(tmp_path)).returncode == 0
+    finally:
+        remove_tree(runs_dir)  # pytest's own cleanup of tmp dirs recurses
 
 
 def test_sparse_huge_file_is_skipped_with_its_size(tmp_path: Path, runs_dir: Path) -> None:

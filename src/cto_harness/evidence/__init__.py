@@ -14,6 +14,7 @@ from cto_harness.evidence._attest import (
 )
 from cto_harness.evidence._events import EventLog, read_events, utc_now
 from cto_harness.evidence._names import escape_name, json_safe, unescape_name
+from cto_harness.evidence._read import read_agent_file
 from cto_harness.evidence._redact import REDACTED, Redactor
 from cto_harness.evidence._report import (
     EXIT_CODES,
@@ -86,6 +87,7 @@ __all__ = [
     "load_or_create_key",
     "load_public_key",
     "load_report",
+    "read_agent_file",
     "read_events",
     "report_schema",
     "sha256_file",

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cto_harness.evidence import read_agent_file
+
 _BLOCK = re.compile(rb"<<<AGENT_RESULT\s*(.*?)\s*AGENT_RESULT>>>", re.DOTALL)
 SUCCESS_STATUSES = frozenset({"completed", "success", "succeeded", "done"})
 
@@ -33,10 +35,5 @@ def parse_last_agent_result(data: bytes) -> AgentResultParse:
 
 
 def read_capped(path: Path, limit: int = 16 * 1024 * 1024) -> bytes:
-    """Read at most ``limit`` bytes from the end of a (capped) output file."""
-    if not path.exists():
-        return b""
-    with open(path, "rb") as handle:
-        size = path.stat().st_size
-        handle.seek(max(0, size - limit))
-        return handle.read()
+    """Read at most ``limit`` bytes from the end of a (capped) output file; never through a symlink."""
+    return read_agent_file(path, limit=limit, tail=True) or b""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from cto_harness.evidence import read_agent_file
 from cto_harness.providers._gates import (
     child_env,
     pass_through_credentials,
@@ -103,10 +104,7 @@ def isolated_dir(ctx: RunContext, name: str) -> Path:
 
 def iter_jsonl(path: Path, limit: int = 64 * 1024 * 1024) -> Iterator[dict[str, Any]]:
     """JSON objects of a JSON-lines file; other lines are skipped."""
-    try:
-        data = path.read_bytes()[:limit]
-    except OSError:
-        return
+    data = read_agent_file(path, limit=limit) or b""
     for line in data.splitlines():
         line = line.strip()
         if not line.startswith(b"{"):
@@ -194,10 +192,7 @@ def add(a: int | None, b: Any) -> int | None:
 
 
 def tail_text(path: Path, limit: int = 600) -> str:
-    try:
-        data = path.read_bytes()[-limit:]
-    except OSError:
-        return ""
+    data = read_agent_file(path, limit=limit, tail=True) or b""
     return " ".join(data.decode("utf-8", "replace").split())
 
 

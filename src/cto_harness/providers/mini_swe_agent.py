@@ -15,6 +15,7 @@ import json
 from typing import Any, ClassVar
 
 from cto_harness.core import ProcessResult
+from cto_harness.evidence import read_agent_file
 from cto_harness.providers._client_common import (
     add,
     as_float,
@@ -78,7 +79,10 @@ class MiniSweAgentProvider:
         keep_model_server_log(ctx)
         path = ctx.backend_dir / TRAJECTORY
         try:
-            traj = json.loads(path.read_text("utf-8"))
+            raw = read_agent_file(path, limit=64 * 1024 * 1024)
+            if raw is None:
+                raise OSError(f"{TRAJECTORY} missing, a symlink or not a regular file")
+            traj = json.loads(raw.decode("utf-8"))
         except (OSError, ValueError) as exc:
             why = tail_text(result.stderr.path) or tail_text(result.stdout.path) or str(exc)
             return Outcome("agent-protocol-error", (f"mini-swe-agent: no readable trajectory {TRAJECTORY} ({why})",))
