@@ -13,6 +13,7 @@ reader can trust line by line, and ``unescape_name`` gives the exact bytes back:
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from typing import Any
@@ -77,6 +78,8 @@ def json_safe(value: Any) -> Any:
 
     Strings that encode cleanly are returned unchanged, so ordinary reports are byte-identical.
     """
+    if isinstance(value, os.PathLike):
+        value = os.fsdecode(value)
     if isinstance(value, str):
         try:
             value.encode("utf-8")
