@@ -78,7 +78,7 @@ def _run(tmp_path: Path, runs_dir: Path, body: str) -> dict[str, object]:
     result = run_cli("run", "--provider", "command", "--runs-dir", str(runs_dir), env=_agent_env(tmp_path, body))
     assert result.report is not None and result.run_dir is not None, result.stdout + result.stderr
     assert result.report["backend"]["exit_code"] == 0, result.report["reasons"]
-    verified = run_cli("verify", str(result.run_dir))
+    verified = run_cli("verify", str(result.run_dir), env=cli_env(tmp_path))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     return result.report
 

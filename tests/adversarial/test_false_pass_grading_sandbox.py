@@ -61,4 +61,4 @@ def test_graded_code_stays_in_the_sandbox(tmp_path: Path, runs_dir: Path) -> Non
     assert patch.startswith(b"diff --git") and hashlib.sha256(patch).hexdigest() == \
         result.report["changes"]["patch_sha256"]
     assert not host_file.exists()
-    assert run_cli("verify", str(result.run_dir)).returncode == 0
+    assert run_cli("verify", str(result.run_dir), env=cli_env(tmp_path)).returncode == 0

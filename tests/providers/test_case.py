@@ -129,7 +129,7 @@ def test_admitted_case_run_passes_isolated_and_redacted(runs_dir: Path, tmp_path
                                for a in ("implementer", "verifier")]
     assert agent["containment"]["contained"] is True and agent["containment"]["publishCredentials"] == []
     assert report["usage"]["reported"] is None  # Case prints no usage of its own
-    assert run_cli("verify", str(run_dir)).returncode == 0
+    assert run_cli("verify", str(run_dir), env=env).returncode == 0
 
 
 def test_missing_binary_blocks_before_case_starts(runs_dir: Path, tmp_path: Path) -> None:
@@ -202,16 +202,13 @@ def test_timeout_env_bounds_case_and_still_grades(runs_dir: Path, tmp_path: Path
     assert CASE_STARTED in events(result.run_dir)
 
 
-def test_invalid_timeout_blocks_before_case_starts(runs_dir: Path, tmp_path: Path,
+def test_invalid_timeout_is_a_usage_error_before_case_starts(runs_dir: Path, tmp_path: Path,
                                                              case_bin: Callable[..., Path]) -> None:
     env = case_env(tmp_path, case_bin("fix"), CTO_HARNESS_CASE_TIMEOUT_SECONDS="soon")
-    result = run_case(runs_dir, env)
-    assert result.run_dir is not None and result.report is not None
-    assert outcome(result) == ("blocked", "provider-unavailable") and result.returncode == 3
-    assert any("CTO_HARNESS_CASE_TIMEOUT_SECONDS='soon' is not a positive number" in r
-               for r in result.report["reasons"])
-    assert "misconfigured" in (result.run_dir / "backend" / "provider-unavailable.txt").read_text()
-    assert CASE_STARTED not in events(result.run_dir)
+    result = run_cli("run", "--provider", "case", "--runs-dir", str(runs_dir), env=env)
+    assert result.returncode == 2 and result.run_dir is None
+    assert "CTO_HARNESS_CASE_TIMEOUT_SECONDS='soon' is not a positive, finite number" in result.stderr
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())
 
 
 def test_keyless_endpoint_gives_case_a_placeholder_key_where_pi_reads_it(
