@@ -66,7 +66,7 @@ def test_non_utf8_and_newline_names_are_escaped(tmp_path: Path, runs_dir: Path) 
         open(os.path.join(bytes(workspace), b"bad\\xff\\nname.py"), "wb").write(b"x = 1\\n")
         open(os.path.join(bytes(workspace), b"line\\nbreak.txt"), "wb").write(b"y\\n")
         open(os.path.join(bytes(backend), b"log\\xfe.txt"), "wb").write(b"z\\n")
-        os.symlink(b"/etc/\\xff", os.path.join(bytes(workspace), b"link\\x1b[31m"))
+        os.symlink(b"/etc/\\xff", os.path.join(bytes(backend), b"link\\x1b[31m"))
         """
     )
     result = _run(tmp_path, runs_dir, body)
@@ -74,7 +74,8 @@ def test_non_utf8_and_newline_names_are_escaped(tmp_path: Path, runs_dir: Path) 
     changes = report["changes"]
     assert isinstance(changes, dict)
     assert "bad\\xff\\nname.py" in changes["files"] and "line\\nbreak.txt" in changes["files"]
-    assert "link\\x1b[31m" in changes["files"]
+    assert report["artifacts"]["backend/link\\x1b[31m"] == {  # type: ignore[index]
+        "sha256": None, "bytes": 0, "symlink": "/etc/\\xff"}
     assert "backend/log\\xfe.txt" in report["artifacts"]  # type: ignore[operator]
     assert report["verdict"] == "pass"
     _outside_untouched(tmp_path, runs_dir)
