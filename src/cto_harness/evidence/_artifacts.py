@@ -63,7 +63,7 @@ def collect_artifacts(run_dir: Path, budget: Budget | None = None) -> ArtifactSc
     summarised = {*GIT_STORES, *TREES}
     top_skip = frozenset(os.fsencode(n) for n in (*UNLISTED, *summarised) if "/" not in n)
     loose: list[Entry] = []
-    for entry in walker.walk(run_dir, skip_top=top_skip):
+    for entry in walker.walk(run_dir, skip=top_skip):
         loose.append(entry)
     by_top: dict[bytes, list[Entry]] = {}
     for entry in loose:
@@ -86,7 +86,7 @@ def collect_artifacts(run_dir: Path, budget: Budget | None = None) -> ArtifactSc
         prefix = os.fsencode(name) + b"/"
         entries = [Entry(rel=prefix + e.rel, kind=e.kind, size=e.size, sha256=e.sha256, target=e.target,
                          skipped=e.skipped)
-                   for e in walker.walk(root, skip_top=inner_skip, no_content_under=no_content)]
+                   for e in walker.walk(root, skip=inner_skip, no_content_under=no_content)]
         summary = _summary(entries, prefix, kind="git" if git else "tree")
         if git:
             commit, tree = rev_parse(root) if name in HARNESS_GIT_STORES else read_head_nogit(root)

@@ -20,7 +20,10 @@ from cto_harness.evidence._walk import Budget, Entry, Walker
 REDACTED = "[redacted]"
 MIN_SECRET_LEN = 4
 """Shorter values are not redacted (they would shred ordinary text)."""
-_NEVER_REWRITTEN = frozenset({b"events.jsonl", b"report.json", b"attestation.dsse.json", b".run.lock"})
+_NEVER_REWRITTEN = frozenset({b"events.jsonl", b"report.json", b"attestation.dsse.json", b".run.lock",
+                              b"baseline.git", b"workspace/.git"})
+"""The chain is redacted as it is written; git stores would be corrupted by an edit (their
+objects hold the agent's change, which ``patch.diff`` shows redacted)."""
 
 
 @dataclass
@@ -65,7 +68,7 @@ class Redactor:
             return []
         changed: list[str] = []
         renames: list[bytes] = []
-        for entry in Walker(budget).walk(run_dir, skip_top=_NEVER_REWRITTEN):
+        for entry in Walker(budget).walk(run_dir, skip=_NEVER_REWRITTEN):
             if any(n in entry.rel for n in needles):
                 renames.append(entry.rel)
             path = Path(os.fsdecode(os.path.join(os.fsencode(run_dir), entry.rel)))

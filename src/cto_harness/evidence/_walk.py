@@ -62,10 +62,11 @@ class Walker:
         self.budget = budget or Budget()
         self._count = _Counters()
 
-    def walk(self, root: Path, *, content: bool = True, skip_top: frozenset[bytes] = frozenset(),
+    def walk(self, root: Path, *, content: bool = True, skip: frozenset[bytes] = frozenset(),
              no_content_under: frozenset[bytes] = frozenset()) -> Iterator[Entry]:
         """Yield the entries under ``root`` in a stable order (byte order of names, depth first).
 
+        ``skip`` names paths (relative to the root, any depth) left out entirely;
         ``content=False`` records sizes only; ``no_content_under`` names subtrees (relative
         to the root) whose files are recorded by size only (content-addressed git objects).
         A missing root or one that is a symlink yields nothing.
@@ -85,7 +86,7 @@ class Walker:
                     stack.pop()
                     continue
                 rel = prefix + name
-                if not prefix and name in skip_top:
+                if rel in skip:
                     continue
                 if self._count.files >= self.budget.max_files:
                     yield Entry(rel=rel, kind="unknown", size=None, skipped="file budget")

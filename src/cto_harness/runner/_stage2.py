@@ -440,11 +440,12 @@ def _collect_changes(ctx: RunContext, invocation: Invocation, baseline: Baseline
                      events: EventLog) -> bytes:
     changes = compute_changes(ctx.workspace, state.run_dir / "baseline.git", baseline,
                               exclude_dirs=list(invocation.state_dirs))
-    atomic_write_bytes(state.run_dir / "patch.diff", changes.patch)
+    evidence = Redactor(state.secrets).data(changes.patch)  # the verifier grades the real patch
+    atomic_write_bytes(state.run_dir / "patch.diff", evidence)
     state.changes = ChangesBlock(
         files=[escape_name(name) for name in changes.files],
-        patch_sha256=hashlib.sha256(changes.patch).hexdigest(),
-        patch_bytes=len(changes.patch),
+        patch_sha256=hashlib.sha256(evidence).hexdigest(),
+        patch_bytes=len(evidence),
         excluded=sorted(invocation.state_dirs),
     )
     events.emit("changes_computed", files=state.changes.files, patch_bytes=len(changes.patch))
