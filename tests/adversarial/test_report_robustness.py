@@ -160,12 +160,14 @@ def test_timeouts_must_be_finite_and_positive(tmp_path: Path, runs_dir: Path) ->
     for value in ("nan", "inf", "-inf", "0", "-1"):
         result = _run(tmp_path, runs_dir, FIX, "--timeout", value)
         assert result.returncode == 2, (value, result.stdout, result.stderr)
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())
+    for value in ("nan", "inf", "0"):  # from the environment: blocked, with a report, nothing started
         result = _run(tmp_path, runs_dir, FIX, CTO_HARNESS_COMMAND_TIMEOUT_SECONDS=value)
-        assert result.returncode == 2, (value, result.stdout, result.stderr)
         fake = run_cli("run", "--runs-dir", str(runs_dir),
                        env=cli_env(tmp_path, CTO_HARNESS_FAKE_TIMEOUT_SECONDS=value))
-        assert fake.returncode == 2, (value, fake.stdout, fake.stderr)
-    assert not runs_dir.exists() or not list(runs_dir.iterdir())
+        for run in (result, fake):
+            assert run.returncode == 3 and run.report is not None, (value, run.stdout, run.stderr)
+            assert run.report["backend"]["process_started"] is False
 
 
 SECRET = "tok-5up3r-s3cr3t-v4lu3"

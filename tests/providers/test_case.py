@@ -202,13 +202,14 @@ def test_timeout_env_bounds_case_and_still_grades(runs_dir: Path, tmp_path: Path
     assert CASE_STARTED in events(result.run_dir)
 
 
-def test_invalid_timeout_is_a_usage_error_before_case_starts(runs_dir: Path, tmp_path: Path,
-                                                             case_bin: Callable[..., Path]) -> None:
+def test_invalid_timeout_blocks_before_case_starts(runs_dir: Path, tmp_path: Path,
+                                                   case_bin: Callable[..., Path]) -> None:
     env = case_env(tmp_path, case_bin("fix"), CTO_HARNESS_CASE_TIMEOUT_SECONDS="soon")
-    result = run_cli("run", "--provider", "case", "--runs-dir", str(runs_dir), env=env)
-    assert result.returncode == 2 and result.run_dir is None
-    assert "CTO_HARNESS_CASE_TIMEOUT_SECONDS='soon' is not a positive, finite number" in result.stderr
-    assert not runs_dir.exists() or not list(runs_dir.iterdir())
+    result = run_case(runs_dir, env)
+    assert result.run_dir is not None and result.report is not None
+    assert outcome(result) == ("blocked", "provider-unavailable") and result.returncode == 3
+    assert any("CTO_HARNESS_CASE_TIMEOUT_SECONDS='soon'" in r for r in result.report["reasons"])
+    assert CASE_STARTED not in events(result.run_dir)
 
 
 def test_keyless_endpoint_gives_case_a_placeholder_key_where_pi_reads_it(

@@ -163,20 +163,14 @@ def run_stage2(request: RunRequest) -> RunResult:
 def check_timeouts(request: RunRequest) -> None:
     """A timeout is a positive, finite number of seconds: nan or inf would switch the deadline off.
 
+    ``CTO_HARNESS_<P>_TIMEOUT_SECONDS`` is checked by the provider's settings (a bad one
+    blocks the run, with a report); a non-finite adapter timeout blocks in ``_execute``.
+
     Raises:
-        ConfigError: ``--timeout`` or ``CTO_HARNESS_<P>_TIMEOUT_SECONDS`` is not.
+        ConfigError: ``--timeout`` is not.
     """
     if request.options.timeout_s is not None and not valid_timeout(request.options.timeout_s):
         raise ConfigError(f"--timeout {request.options.timeout_s!r} is not a positive, finite number of seconds")
-    name = f"CTO_HARNESS_{request.provider.upper().replace('-', '_')}_TIMEOUT_SECONDS"
-    raw = request.environ.get(name, "").strip()
-    if raw:
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if not valid_timeout(value):
-            raise ConfigError(f"{name}={raw!r} is not a positive, finite number of seconds")
 
 
 def valid_timeout(value: float) -> bool:
