@@ -22,6 +22,8 @@ import psutil
 import pytest
 from tests.conftest import CliRun, cli_env, run_cli
 
+import cto_harness
+
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 
 FIX = textwrap.dedent(
@@ -283,7 +285,14 @@ def test_the_run_dir_evidence_is_invisible(tmp_path: Path, runs_dir: Path) -> No
     # The host's /tmp is not shared: only the mount points of what was bound show up.
     visible = set(filter(None, outcome["tmp"].split(",")))
     host_tmp = {p.name for p in Path("/tmp").iterdir()}
-    assert visible <= {tmp_path.parts[2]} and len(host_tmp) > len(visible)
+    # Mount points for what was bound read-only may show too: this test's tmp dir, and the
+    # interpreter/venv and harness source when the checkout itself lives under /tmp (as CI's may).
+    bound = {tmp_path.parts[2]} | {
+        Path(p).resolve().parts[2]
+        for p in (sys.prefix, sys.base_prefix, sys.executable, cto_harness.__file__)
+        if Path(p).resolve().parts[1:2] == ("tmp",) and len(Path(p).resolve().parts) > 2
+    }
+    assert visible <= bound and len(host_tmp) > len(visible)
     _sandboxed(result)
 
 
