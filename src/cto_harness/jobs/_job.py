@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cto_harness import __version__
+from cto_harness.core import harness_home
 from cto_harness.evidence import Report, atomic_write_json
 from cto_harness.jobs._local import LocalExecutor, TrialTask
 from cto_harness.jobs._plan import Assessment, Trial, TrialBusy, assess, plan, read_report
@@ -163,7 +164,8 @@ def run_job(
         trials = plan(spec)
         assessments: list[Assessment] = []
         try:
-            assessments = [assess(job_dir, t, retry_classes=retry_classes) for t in trials]
+            assessments = [assess(job_dir, t, retry_classes=retry_classes, home=harness_home(base_env))
+                           for t in trials]
         except TrialBusy as exc:
             raise JobError(str(exc)) from exc
         recovered = [a.recovered for a in assessments if a.recovered is not None]
@@ -189,7 +191,7 @@ def run_job(
             from cto_harness.runner import recover_run
 
             if task.run_dir.is_dir() and not (task.run_dir / "report.json").exists():
-                recover_run(task.run_dir)
+                recover_run(task.run_dir, home=harness_home(task.environ))
                 recovered.append(task.run_dir)
             report = read_report(task.run_dir)
             finished += 1

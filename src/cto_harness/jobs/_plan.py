@@ -95,7 +95,7 @@ class Assessment:
 
 
 def assess(job_dir: Path, trial: Trial, *, retry_classes: frozenset[str] = frozenset(),
-           lock_wait_s: float = 10.0) -> Assessment:
+           lock_wait_s: float = 10.0, home: Path | None = None) -> Assessment:
     """Decide whether ``trial`` needs (another) run.
 
     A verified report with a scored verdict is done (unless its class is in ``retry_classes``);
@@ -119,7 +119,7 @@ def assess(job_dir: Path, trial: Trial, *, retry_classes: frozenset[str] = froze
             if time.monotonic() >= deadline:
                 raise TrialBusy(f"{latest}: still owned by a live harness process")
             time.sleep(0.05)
-        if recover_run(latest):
+        if recover_run(latest, home=home):
             recovered = latest
     report = read_report(latest)
     if report is None:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cto_harness.core import harness_home
 from cto_harness.evidence import EventLog, atomic_write_text, claim_run_dir, verify_run
 from cto_harness.jobs._local import TrialTask, run_trial_process
 from cto_harness.jobs._plan import Trial
@@ -68,7 +69,7 @@ def run_remote_trial(payload: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
         with contextlib.suppress(KeyboardInterrupt):
             exit_code = run_trial_process(task).exit_code
         if run_dir.is_dir() and not (run_dir / "report.json").exists():
-            recover_run(run_dir)
+            recover_run(run_dir, home=harness_home(environ))
         buffer = io.BytesIO()
         files: dict[str, str] = {}
         with tarfile.open(fileobj=buffer, mode="w") as archive:
@@ -156,7 +157,7 @@ def record_error_trial(task: TrialTask, reason: str) -> None:
         atomic_write_text(run.path / JOB_ERROR_FILE, reason + "\n")
     finally:
         run.release()
-    recover_run(run.path)
+    recover_run(run.path, home=harness_home(task.environ))
 
 
 class RayExecutor:
