@@ -53,6 +53,7 @@ def verify_run(run_dir: Path, public_key: Ed25519PublicKey | None = None, *,
     ``public_key`` is the key that must have signed the run; by default the signing key of
     ``home`` (default: the harness home of this process). No key at all fails closed.
     """
+    run_dir = Path(os.path.abspath(run_dir))  # git runs with its own cwd: a relative path must not change the answer
     if public_key is None:
         try:
             public_key = home_public_key(home or harness_home(os.environ))
