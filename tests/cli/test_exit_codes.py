@@ -38,6 +38,14 @@ def test_provider_verify_or_revoke_of_an_unknown_name_is_a_usage_error(command: 
     assert known.returncode == 0, known.stderr
 
 
+def test_provider_discover_of_an_unknown_name_without_source_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli("provider", "discover", "nosuch", env=cli_env(tmp_path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "give both --source URL and --pin SHA" in result.stderr
+    _no_traceback(result.stderr)
+    assert not (tmp_path / "home" / "discovery" / "nosuch").exists()
+
+
 def test_report_show_of_a_missing_dir_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli("report", "show", str(tmp_path / "missing"))
     assert result.returncode == 2 and "does not exist" in result.stderr

@@ -103,7 +103,7 @@ def test_show_case_from_builtin_catalog(cli) -> None:  # type: ignore[no-untyped
 def test_refusals_are_one_line_errors(cli, args: list[str], needle: str) -> None:  # type: ignore[no-untyped-def]
     res = cli(*args)
     # An unknown provider name is the caller's mistake: a usage error (2), like every usage error.
-    assert res.exit_code == (2 if "nosuch" in args[1:2] and args[0] != "discover" else 1), res.output
+    assert res.exit_code == (2 if "nosuch" in args[1:2] else 1), res.output
     assert needle in res.output
     error_lines = [line for line in res.output.splitlines() if line.startswith("Error:")]
     assert len(error_lines) == 1

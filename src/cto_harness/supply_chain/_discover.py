@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cto_harness.supply_chain._atomic import write_json
 from cto_harness.supply_chain._catalog import CatalogEntry
-from cto_harness.supply_chain._errors import DiscoveryError
+from cto_harness.supply_chain._errors import DiscoveryError, UnknownProviderName
 from cto_harness.supply_chain._git import (
     clone_at_pin,
     commit_meta,
@@ -68,7 +68,8 @@ def discover(
     url = source or (entry.source_url if entry else None)
     raw_pin = pin or (entry.pin if entry else None)
     if not url or not raw_pin:
-        raise DiscoveryError(
+        # Not the catalog's and not fully given: the caller's mistake, a usage error.
+        raise (UnknownProviderName if entry is None else DiscoveryError)(
             f"no catalog entry for {name!r}: give both --source URL and --pin SHA"
         )
     commit = validate_pin(raw_pin)
