@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cto_harness.supply_chain import DiscoveryError, PinError, discover, redact_url
+from cto_harness.supply_chain import DiscoveryError, PinError, UnknownProviderName, discover, redact_url
 
 from .conftest import Harness
 
@@ -46,7 +46,7 @@ def test_nonexistent_pin_is_refused_and_leaves_nothing(harness: Harness) -> None
 
 
 def test_unknown_provider_needs_source_and_pin(harness: Harness) -> None:
-    with pytest.raises(DiscoveryError, match="--source"):
+    with pytest.raises(UnknownProviderName, match="--source"):
         discover("other", home=harness.home, environ=harness.environ)
     record = discover("other", home=harness.home, environ=harness.environ,
                       source=harness.repo.url, pin=harness.repo.head)
