@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import sys
 import textwrap
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 from tests.conftest import CliRun, cli_env, run_cli
 
 import cto_harness
+from cto_harness.selfcheck import CountingListener, host_address
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 
@@ -175,48 +174,11 @@ def test_cannot_read_another_run(tmp_path: Path, runs_dir: Path) -> None:
     _assert_nothing_read(result, outcome, [secret])
 
 
-class _Listener:
-    """A TCP listener on the host that counts the connections that reach it."""
-
-    def __init__(self, host: str) -> None:
-        self.sock = socket.create_server((host, 0))
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.sock.settimeout(0.1)
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.sock.close()
-
-
 @pytest.fixture
-def listener() -> Iterator[_Listener]:
-    server = _Listener("0.0.0.0")
+def listener() -> Iterator[CountingListener]:
+    server = CountingListener("0.0.0.0")
     yield server
     server.close()
-
-
-def _host_address() -> str | None:
-    for addrs in psutil.net_if_addrs().values():
-        for addr in addrs:
-            if addr.family == socket.AF_INET and not addr.address.startswith("127."):
-                return str(addr.address)
-    return None
 
 
 def _connect_attack(address: str, port: int) -> str:
@@ -231,13 +193,13 @@ def _connect_attack(address: str, port: int) -> str:
 
 
 @pytest.mark.parametrize("where", ["loopback", "host-address"])
-def test_cannot_reach_the_host_network(where: str, tmp_path: Path, runs_dir: Path, listener: _Listener) -> None:
-    address = "127.0.0.1" if where == "loopback" else _host_address()
+def test_cannot_reach_the_host_network(where: str, tmp_path: Path, runs_dir: Path, listener: CountingListener) -> None:
+    address = "127.0.0.1" if where == "loopback" else host_address()
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address")
     result, outcome = _run(runs_dir, _agent(tmp_path, _connect_attack(address, listener.port)))
     assert outcome["connect"].startswith("refused"), outcome
-    assert listener.accepted == 0
+    assert listener.hits == 0
     _sandboxed(result)
 
 

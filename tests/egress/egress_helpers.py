@@ -6,9 +6,8 @@ import http.client
 import json
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from cto_harness.core import ModelPrice
 from cto_harness.egress import Budgets, EgressProxy, Endpoint, Ledger, Policy
 from cto_harness.model_server import ScriptedModelServer, parse_script
+from cto_harness.selfcheck import CountingListener as Listener  # noqa: F401  (re-exported for the egress tests)
 
 MODEL = "scripted-test"
 SCRIPT = {"model": MODEL, "steps": [{"action": "read", "path": "strings.py"}, {"action": "finish", "text": "done"}]}
@@ -83,38 +83,6 @@ def running_proxy(url: str, tmp: Path, *, budgets: Budgets | None = None, price:
         yield Running(proxy, port, ledger)
     finally:
         proxy.stop()
-
-
-class Listener:
-    """A TCP listener that records whether anything ever connected."""
-
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        import socket
-
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(8)
-        self.port = int(self.sock.getsockname()[1])
-        self.hits = 0
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.hits += 1
-            conn.close()
-
-    def close(self) -> None:
-        import socket
-
-        with suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
 
 
 def bwrap_netns_works() -> bool:

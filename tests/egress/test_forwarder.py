@@ -10,11 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import psutil
 import pytest
 from egress_helpers import MODEL, Listener, bwrap_netns_works, model_server, running_proxy
 
 from cto_harness.egress import FORWARDER, Budgets, EgressProxy, Endpoint, Ledger, Policy
+from cto_harness.selfcheck import host_address
 
 pytestmark = pytest.mark.skipif(not bwrap_netns_works(), reason="bubblewrap cannot make a network namespace here")
 
@@ -41,14 +41,6 @@ AGENT = textwrap.dedent("""
 """)
 
 
-def _host_address() -> str | None:
-    for addrs in psutil.net_if_addrs().values():
-        for addr in addrs:
-            if addr.family.name == "AF_INET" and not addr.address.startswith("127."):
-                return str(addr.address)
-    return None
-
-
 def _sandboxed(tmp: Path, port: int, sock: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
     script = tmp / "forwarder.py"
     shutil.copyfile(FORWARDER, script)
@@ -62,7 +54,7 @@ def test_only_the_admitted_endpoint_is_reachable(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60) / ("e" * 60)  # longer than a Unix socket path may be
     deep.mkdir(parents=True)
     loopback = Listener("127.0.0.1")
-    address = _host_address()
+    address = host_address()
     outside = Listener(address) if address else None
     with model_server() as server:
         endpoint = Endpoint.parse(server.openai_base_url)

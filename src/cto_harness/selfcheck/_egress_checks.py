@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import sys
 import textwrap
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,7 @@ from cto_harness.model_server import ScriptedModelServer, parse_script
 from cto_harness.providers import RunOptions
 from cto_harness.runner import RunResult
 from cto_harness.selfcheck._lab import CheckResult, Lab
+from cto_harness.selfcheck._listener import CountingListener, host_address
 
 MODEL = "scripted-egress"
 _AGENT = textwrap.dedent("""\
@@ -40,42 +38,6 @@ _AGENT = textwrap.dedent("""\
             out["probes"][name] = type(exc).__name__
     print(json.dumps(out))
 """)
-
-
-class _Listener:
-    """A TCP listener on the host that counts connections (none may arrive)."""
-
-    def __init__(self, host: str) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind((host, 0))
-        self.sock.listen(8)
-        self.address = [host, int(self.sock.getsockname()[1])]
-        self.hits = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.hits += 1
-            conn.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-
-
-def _host_address() -> str | None:
-    import psutil
-
-    for addrs in psutil.net_if_addrs().values():
-        for addr in addrs:
-            if addr.family == socket.AF_INET and not addr.address.startswith("127."):
-                return str(addr.address)
-    return None
 
 
 def _agent(lab: Lab) -> Path:
@@ -106,9 +68,9 @@ def _run(lab: Lab, key: str, *, model: str, probes: dict[str, list[Any]]) -> tup
 
 def egress_only_admitted_endpoint(lab: Lab) -> CheckResult:
     """A sandboxed agent reaches its model only through the proxy; host listeners get nothing."""
-    loopback = _Listener("127.0.0.1")
-    address = _host_address()
-    outside = _Listener(address) if address else None
+    loopback = CountingListener("127.0.0.1")
+    address = host_address()
+    outside = CountingListener(address) if address else None
     probes = {"host loopback listener": loopback.address}
     if outside is not None:
         probes["host non-loopback address"] = outside.address
