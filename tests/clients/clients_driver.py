@@ -31,6 +31,7 @@ def _summary(result: RunResult, model_requests: int) -> dict[str, Any]:
     return {"verdict": report.verdict, "failure_class": report.failure_class, "lane": report.lane,
             "usage": report.usage.model_dump() if report.usage else None, "model_requests": model_requests,
             "process_started": report.backend.process_started, "duration_s": report.duration_s,
+            "timed_out": report.backend.timed_out,
             "reasons": report.reasons, "run_dir": str(result.run_dir), "protocols": protocols}
 
 

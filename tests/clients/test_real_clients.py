@@ -16,8 +16,6 @@ from clients_helpers import require_client, run_driver
 CLIENTS = ("claude-code", "codex", "mini-swe-agent", "pi")
 PROTOCOL = {"claude-code": "anthropic-messages", "codex": "openai-responses",
             "mini-swe-agent": "openai-chat", "pi": "openai-chat"}
-FAIL_FAST_S = 60.0
-"""Endpoint down must fail well inside this (the harness timeout, 180 s, is only the backstop)."""
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +41,16 @@ def test_certify_passes_every_builtin_fixture(client: str, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_endpoint_down_fails_fast(client: str, tmp_path: Path) -> None:
-    """Nothing listens at the endpoint: the run fails quickly as a crash or protocol error, never hangs."""
+    """Nothing listens at the endpoint: the client gives up by itself (a crash or protocol error).
+
+    It must never hang until the harness's backstop timeout (180 s) kills it: that would be
+    ``provider-timeout`` with ``timed_out`` set. How fast it gives up is the bench's business.
+    """
     home = require_client(client)
     result = run_driver("down", client, home, tmp_path / "runs")
     assert result["verdict"] == "fail"
     assert result["failure_class"] in ("provider-crashed", "agent-protocol-error"), result["reasons"]
-    assert result["duration_s"] < FAIL_FAST_S, result
+    assert result["timed_out"] is False, result
 
 
 @pytest.mark.parametrize("client", CLIENTS)
