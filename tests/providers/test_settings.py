@@ -11,6 +11,7 @@ from tests.conftest import cli_env, run_cli
 
 from cto_harness.providers import ProviderSettingError, RunOptions
 from cto_harness.providers._settings import ClientSettings
+from cto_harness.providers.case import CaseEnv
 from cto_harness.providers.fake import FakeSettings
 from cto_harness.providers.pi import PiSettings
 
@@ -24,6 +25,8 @@ def test_fields_come_from_their_variables_and_defaults_apply() -> None:
     assert settings.timeout(RunOptions()) == 12.5 and settings.timeout(RunOptions(timeout_s=3)) == 3
     assert PiSettings.from_environ({}, "pi").timeout(RunOptions()) == ClientSettings.default_timeout_s
     assert FakeSettings.from_environ({}, "fake").timeout(RunOptions()) == 300.0
+    case = CaseEnv.from_environ({"CTO_HARNESS_CASE_PROFILE": "tiny", "CTO_HARNESS_CASE_HOME": "/elsewhere"}, "case")
+    assert (case.profile, case.timeout(RunOptions()), case.allow_publish) == ("tiny", 1800.0, False)
 
 
 @pytest.mark.parametrize(("provider", "cls", "variable", "value", "message"), [
@@ -32,8 +35,13 @@ def test_fields_come_from_their_variables_and_defaults_apply() -> None:
     ("pi", PiSettings, "CTO_HARNESS_PI_API", "telepathy", "openai-completions"),
     ("pi", PiSettings, "CTO_HARNESS_PI_BASE_URL", "ftp://x", "is not an http(s) URL"),
     ("codex", ClientSettings, "CTO_HARNESS_CODEX_TIMEOUT_SECONDS", "0", "is not a positive number"),
+    ("case", CaseEnv, "CTO_HARNESS_CASE_PROFILE", "huge", "'standard' or 'tiny'"),
+    ("case", CaseEnv, "CTO_HARNESS_CASE_MODEL_BASE_URL", "file:///etc", "is not an http(s) URL"),
+    ("case", CaseEnv, "CTO_HARNESS_CASE_ALLOW_PUBLISH", "maybe", "boolean"),
+    ("case", CaseEnv, "CTO_HARNESS_CASE_TIMEOUT_SECONDS", "nan", "is not a positive number of seconds"),
 ])
-def test_an_unusable_value_names_its_variable(provider: str, cls: type[ClientSettings] | type[FakeSettings],
+def test_an_unusable_value_names_its_variable(provider: str,
+                                              cls: type[ClientSettings] | type[FakeSettings] | type[CaseEnv],
                                               variable: str, value: str, message: str) -> None:
     with pytest.raises(ProviderSettingError) as info:
         cls.from_environ({variable: value}, provider)

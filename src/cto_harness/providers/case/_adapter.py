@@ -16,9 +16,7 @@ import json
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel
+from typing import Any, ClassVar, Literal
 
 from cto_harness.core import ProcessResult
 from cto_harness.evidence import utc_now
@@ -30,16 +28,14 @@ from cto_harness.providers._gates import (
     env_var,
     pass_through_credentials,
     preflight_gate,
-    provider_timeout,
-    setting,
 )
 from cto_harness.providers._protocol import Gate, Invocation, Outcome, RunContext
+from cto_harness.providers._settings import HttpUrl, ProviderSettings
 from cto_harness.providers.case._outcome import evidence_path, interpret_case, model_mismatches, read_signals
 from cto_harness.providers.case._task import (
     DEFAULT_MODEL_API,
     NO_API_KEY,
     PI_KEY_ENV,
-    PROFILES,
     task_slug,
     write_case_data,
     write_home,
@@ -60,21 +56,35 @@ PUBLISH_CREDENTIALS = frozenset({
 unless ``CTO_HARNESS_CASE_ALLOW_PUBLISH=1``."""
 
 
-class CaseConfig(BaseModel):
-    """Defaults of the Case lane (each overridable by a ``CTO_HARNESS_CASE_*`` variable)."""
+class CaseEnv(ProviderSettings):
+    """Every ``CTO_HARNESS_CASE_*`` variable, validated in one place like every provider's.
 
-    timeout_s: float = 1800.0
-    """Process bound when neither --timeout nor CTO_HARNESS_CASE_TIMEOUT_SECONDS is set;
-    Case's own per-agent limit (600 s, retried) does not bound a hung model call."""
-    profile: str = "standard"
-    """Case task profile when CTO_HARNESS_CASE_PROFILE is unset (``standard`` or ``tiny``)."""
+    ``bin``, ``model_provider`` and ``model`` are read by the admission gates themselves; they
+    are fields here so that a bad value of any Case variable is refused the same way.
+    """
+
+    default_timeout_s: ClassVar[float] = 1800.0
+    """Case's own per-agent limit (600 s, retried) does not bound a hung model call."""
+
+    bin: str | None = None
+    model_provider: str | None = None
+    model: str | None = None
+    profile: Literal["standard", "tiny"] = "standard"
+    """The Case task profile (PROFILES)."""
+    model_base_url: HttpUrl | None = None
+    """An endpoint to declare to Case's pi as a custom provider (else pi's built-in ones)."""
     model_api: str = DEFAULT_MODEL_API
-    """pi ``api`` of an endpoint declared by CTO_HARNESS_CASE_MODEL_BASE_URL."""
+    """pi ``api`` of the endpoint declared by MODEL_BASE_URL."""
+    model_api_key_env: str | None = None
+    """The credential (also named in PASS_ENV) that pi sends as the endpoint's API key."""
+    pass_env: str | None = None
+    allow_publish: bool = False
+    """Lets PASS_ENV name what would let Case's closer push or open a pull request."""
 
 
 @dataclass(frozen=True)
 class CaseSettings:
-    """The validated ``CTO_HARNESS_CASE_*`` settings of one run."""
+    """The validated ``CTO_HARNESS_CASE_*`` settings of one run, with the credentials they name."""
 
     timeout_s: float
     profile: str
@@ -92,37 +102,30 @@ def case_settings(ctx: RunContext) -> CaseSettings:
     Raises:
         ProviderSettingError: a setting is present but unusable.
     """
-    defaults = CaseConfig()
-    profile = setting(ctx, NAME, "PROFILE") or defaults.profile
-    if profile not in PROFILES:
-        raise ProviderSettingError(f"{env_var(NAME, 'PROFILE')}={profile!r}; valid: {', '.join(PROFILES)}")
+    env = CaseEnv.from_environ(ctx.environ, NAME)
     credentials = pass_through_credentials(ctx, NAME, reserved=_CHILD_VARS)
-    allow_publish = setting(ctx, NAME, "ALLOW_PUBLISH") == "1"
     publishing = sorted(PUBLISH_CREDENTIALS & credentials.keys())
-    if publishing and not allow_publish:
+    if publishing and not env.allow_publish:
         raise ProviderSettingError(
             f"{env_var(NAME, 'PASS_ENV')} names {', '.join(publishing)}, which would let Case's closer push "
             f"or open a pull request; set {env_var(NAME, 'ALLOW_PUBLISH')}=1 to opt in")
     secrets = list(credentials.values())
-    base_url = setting(ctx, NAME, "MODEL_BASE_URL")
-    if base_url is not None:
-        parsed = urllib.parse.urlsplit(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ProviderSettingError(f"{env_var(NAME, 'MODEL_BASE_URL')}={base_url!r} is not an http(s) URL")
+    if env.model_base_url is not None:
+        parsed = urllib.parse.urlsplit(env.model_base_url)
         secrets.extend(s for s in (parsed.password, parsed.username) if s)
-    api_key_env = setting(ctx, NAME, "MODEL_API_KEY_ENV")
-    if api_key_env is not None and api_key_env not in credentials:
+    if env.model_api_key_env is not None and env.model_api_key_env not in credentials:
         raise ProviderSettingError(
-            f"{env_var(NAME, 'MODEL_API_KEY_ENV')}={api_key_env} must also be named in {env_var(NAME, 'PASS_ENV')}")
+            f"{env_var(NAME, 'MODEL_API_KEY_ENV')}={env.model_api_key_env} must also be named in "
+            f"{env_var(NAME, 'PASS_ENV')}")
     return CaseSettings(
-        timeout_s=provider_timeout(ctx, NAME, defaults.timeout_s),
-        profile=profile,
-        base_url=base_url,
-        model_api=setting(ctx, NAME, "MODEL_API") or defaults.model_api,
-        api_key_env=api_key_env,
+        timeout_s=env.timeout(ctx.options),
+        profile=env.profile,
+        base_url=env.model_base_url,
+        model_api=env.model_api,
+        api_key_env=env.model_api_key_env,
         credentials=credentials,
         secrets=tuple(secrets),
-        allow_publish=allow_publish,
+        allow_publish=env.allow_publish,
     )
 
 
@@ -249,7 +252,7 @@ def _containment(ctx: RunContext, invocation: Invocation, phases: list[str],
     return {
         "closerRan": closer_ran,
         "contained": contained,
-        "publishAllowed": setting(ctx, NAME, "ALLOW_PUBLISH") == "1",
+        "publishAllowed": case_settings(ctx).allow_publish,
         "publishCredentials": passed,
         "gitRemotes": remotes,
         "ghConfig": gh_config,
