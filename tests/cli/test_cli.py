@@ -59,3 +59,17 @@ def test_broken_config_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "cto-harness.toml").write_text("[providers\n")
     result = run_cli("run", "--runs-dir", str(tmp_path / "runs"), env=cli_env(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "cto-harness.toml" in result.stderr
+
+
+def test_run_exits_with_its_output_and_evidence_whole(runs_dir: Path, tmp_path: Path) -> None:
+    """`run` skips the teardown's cycle collection (gc.freeze): what it printed and wrote is complete."""
+    run = run_cli("run", "--runs-dir", str(runs_dir), "--json", env=cli_env(tmp_path))
+    assert run.returncode == 0, run.stderr
+    printed = json.loads(run.stdout)
+    run_dir = runs_dir / printed["run_id"]
+    assert json.loads((run_dir / "report.json").read_text()) == printed
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "report_written"
+    assert (run_dir / "attestation.dsse.json").is_file()
+    verified = run_cli("verify", str(run_dir), env=cli_env(tmp_path))
+    assert verified.returncode == 0, verified.stderr
