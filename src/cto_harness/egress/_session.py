@@ -22,13 +22,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cto_harness.core import FailureClass, ModelInfo, ModelPrice, Usage
 from cto_harness.egress._endpoint import Endpoint, EndpointError, redact_url
 from cto_harness.egress._ledger import KEEP_BODIES_ENV, LEDGER_NAME, Ledger
 from cto_harness.egress._policy import BudgetError, Budgets, Policy, price_for
-from cto_harness.egress._proxy import EgressProxy, free_loopback_port
+
+if TYPE_CHECKING:
+    from cto_harness.egress._proxy import EgressProxy
 
 NetworkMode = Literal["isolated", "host"]
 EGRESS_DIR = "egress"
@@ -138,6 +140,8 @@ class Egress:
         """
         if self.endpoint is None or self.policy is None or self.port is None:
             return
+        from cto_harness.egress._proxy import EgressProxy  # asyncio: only a run with an endpoint needs it
+
         self.egress_dir.mkdir(mode=0o700)
         ledger = Ledger(self.egress_dir / LEDGER_NAME, keep_bodies=self.keep_bodies, secrets=secrets)
         proxy = self.proxy = EgressProxy(self.endpoint, self.policy, ledger)
@@ -245,7 +249,12 @@ def plan_egress(*, provider: str, model: ModelInfo, run_dir: Path, backend_dir: 
     if budgets.max_cost_usd is not None and price is None:
         raise EgressError(f"{_prefix(provider)}MAX_COST_USD is set but the operator config has no price for "
                           f"{model.provider}/{model.model} ([prices.\"{model.provider}/{model.model}\"])")
-    port = endpoint.inner_port() if isolated else free_loopback_port()
+    if isolated:
+        port = endpoint.inner_port()
+    else:
+        from cto_harness.egress._proxy import free_loopback_port
+
+        port = free_loopback_port()
     policy = Policy(model=model.model, model_provider=model.provider, budgets=budgets, price=price)
     return Egress(provider=provider, mode=mode, endpoint=endpoint, run_dir=run_dir, backend_dir=backend_dir,
                   policy=policy, port=port, keep_bodies=environ.get(KEEP_BODIES_ENV) == "1")
