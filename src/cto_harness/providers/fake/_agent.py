@@ -3,18 +3,17 @@
 Run as a script (stdlib only, never imports cto_harness). Reads ``--task task.json``,
 acts on the current directory (the workspace), and ends with an AGENT_RESULT block the
 way Case's agents do. Scenarios exercise each fail-closed path of the runner.
+
+It runs on every fake-lane trial, so it imports little (``python -I -S``, no argparse,
+pathlib or subprocess unless a scenario needs them): its start-up is part of the bench.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 HANG_CHILD = (
     "import os, signal, time\n"
@@ -29,7 +28,10 @@ def result_block(status: str, summary: str, **extra: object) -> str:
 
 
 def apply_solution(patch: str) -> None:
-    subprocess.run(["git", "apply", "--whitespace=nowarn", patch], check=True)
+    pid = os.posix_spawnp("git", ["git", "apply", "--whitespace=nowarn", patch], dict(os.environ))
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code != 0:
+        raise SystemExit(f"fake agent: git apply exited {code}")
 
 
 def say(text: str) -> None:
@@ -57,6 +59,9 @@ def scenario_sleep(task: dict[str, object]) -> int:
 
 
 def scenario_hang_with_children(task: dict[str, object]) -> int:
+    import signal
+    import subprocess
+
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     pids = []
     for _ in range(2):
@@ -94,12 +99,13 @@ def scenario_edit_tests(task: dict[str, object]) -> int:
     grading = [str(p) for p in task["grading_tests"]]  # type: ignore[attr-defined]
     for rel in grading:
         if rel.endswith(".py"):
-            Path(rel).write_text("def test_nothing():\n    assert True\n", encoding="utf-8")
-    Path("conftest.py").write_text(
-        "import pytest\n\n\ndef pytest_collection_modifyitems(items):\n"
-        "    for item in items:\n        item.add_marker(pytest.mark.skip(reason='agent'))\n",
-        encoding="utf-8",
-    )
+            with open(rel, "w", encoding="utf-8") as test:
+                test.write("def test_nothing():\n    assert True\n")
+    with open("conftest.py", "w", encoding="utf-8") as conftest:
+        conftest.write(
+            "import pytest\n\n\ndef pytest_collection_modifyitems(items):\n"
+            "    for item in items:\n        item.add_marker(pytest.mark.skip(reason='agent'))\n"
+        )
     say(f"fake agent: weakened the grading tests {grading}, added a skipping conftest.py, fixed nothing")
     say(result_block("completed", "tests pass now"))
     return 0
@@ -116,6 +122,8 @@ def scenario_binary_output(task: dict[str, object]) -> int:
 
 
 def scenario_fork_and_exit(task: dict[str, object]) -> int:
+    import subprocess
+
     apply_solution(str(task["solution_patch"]))
     daemon = subprocess.Popen([sys.executable, "-c", HANG_CHILD], start_new_session=True,
                               stdin=subprocess.DEVNULL)
@@ -139,10 +147,12 @@ SCENARIOS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--task", required=True)
-    args = parser.parse_args(argv)
-    task = json.loads(Path(args.task).read_text(encoding="utf-8"))
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "--task":
+        sys.stderr.write("usage: _agent.py --task TASK_JSON\n")
+        return 2
+    with open(args[1], encoding="utf-8") as task_file:
+        task = json.load(task_file)
     scenario = str(task["scenario"])
     say(f"fake agent pid {os.getpid()}: scenario {scenario} on {task['fixture_id']}")
     return SCENARIOS[scenario](task)

@@ -93,7 +93,7 @@ class FakeProvider:
             "GIT_CONFIG_GLOBAL": "/dev/null",
         }
         return Invocation(
-            argv=[sys.executable, "-I", str(AGENT_SCRIPT), "--task", str(task_file)],
+            argv=[sys.executable, "-I", "-S", str(AGENT_SCRIPT), "--task", str(task_file)],
             cwd=ctx.workspace,
             env=env,
             timeout_s=settings.timeout(ctx.options),
