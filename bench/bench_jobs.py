@@ -1,13 +1,22 @@
 """Benchmark (not a test): a job's wall time against the floor, parallel efficiency, Ray overhead.
 
     python bench/bench_jobs.py [--trials 20] [--concurrency 2] [--repeat 3] [--efficiency] [--ray]
+                               [--processes] [--large]
 
 - floor: the fixture's own test command on a fixed copy (no pytest plugin autoload, as the grader
   runs it), ``trials`` times, ``concurrency`` at a time;
 - separate: ``trials`` separate ``cto-harness run`` processes, ``concurrency`` at a time;
 - job: one ``cto-harness job run`` of ``trials`` attempts at ``concurrency`` (goal <= 1.3x the floor);
+  each executor slot keeps a zygote that forks every trial;
+- --processes: the same job with a fresh ``python -m cto_harness.jobs._trial`` process per trial
+  (the executor before zygotes), paired with the job;
 - --efficiency: the same job at concurrency 1, efficiency = t(1) / (concurrency * t(concurrency)) (goal >= 85 %);
-- --ray: the same job on a local Ray cluster; start-up is quoted apart (goal <= 5 % over local after it).
+- --ray: the same job on a local Ray cluster; start-up is quoted apart (goal <= 5 % over local after it);
+- --large: the 200-trial fake-lane case of issue 13 (= --trials 200 --efficiency --skip-floor
+  --skip-separate); minutes per repeat, so not part of CI's bench.
+
+Within a repeat the cases run one after another, in an order that rotates between repeats, so
+each ratio compares runs made under the same load.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,13 +66,17 @@ def separate(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> f
 
 
 def job(fixture_id: str, trials: int, concurrency: int, scratch: Path, executor: str = "local") -> tuple[float, float]:
-    """Wall time of one job (and the Ray start-up inside it, 0 for local)."""
+    """Wall time of one job (and the Ray start-up inside it, 0 for local); executor local|processes|ray."""
     from cto_harness.jobs import LocalExecutor, RayExecutor, create_job, parse_spec, run_job
 
     spec = parse_spec({"name": f"bench-{executor}", "fixtures": [fixture_id], "attempts": trials,
                        "concurrency": concurrency, "agents": [{"name": "fake", "provider": "fake"}]})
     job_dir = create_job(spec, scratch / "jobs")
-    runner = LocalExecutor(concurrency) if executor == "local" else RayExecutor(concurrency=concurrency)
+    runner: LocalExecutor | RayExecutor
+    if executor == "ray":
+        runner = RayExecutor(concurrency=concurrency)
+    else:
+        runner = LocalExecutor(concurrency, zygotes=executor == "local")
     start = time.perf_counter()
     outcome = run_job(job_dir, executor=runner)
     wall = time.perf_counter() - start
@@ -81,47 +95,78 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--fixture", default="r1-string-slugify")
     parser.add_argument("--efficiency", action="store_true", help="also run the job at concurrency 1")
+    parser.add_argument("--processes", action="store_true", help="also run the job with a process per trial")
     parser.add_argument("--ray", action="store_true", help="also run the job on a local Ray cluster")
     parser.add_argument("--skip-separate", action="store_true")
+    parser.add_argument("--skip-floor", action="store_true")
+    parser.add_argument("--large", action="store_true", help="200 trials, efficiency only (not for CI)")
     args = parser.parse_args()
+    if args.large:
+        args.trials, args.efficiency, args.skip_floor, args.skip_separate = 200, True, True, True
     os.environ.setdefault("CTO_HARNESS_HOME", tempfile.mkdtemp(prefix="cto-bench-home-"))
     results: dict[str, list[float]] = {}
-    for _ in range(args.repeat):
-        with tempfile.TemporaryDirectory(prefix="cto-bench-jobs-") as tmp:
-            scratch = Path(tmp)
-            results.setdefault("floor", []).append(floor(args.fixture, args.trials, args.concurrency, scratch))
-            if not args.skip_separate:
-                results.setdefault("separate", []).append(
-                    separate(args.fixture, args.trials, args.concurrency, scratch))
-            results.setdefault("job", []).append(job(args.fixture, args.trials, args.concurrency, scratch)[0])
-            if args.efficiency:
-                results.setdefault("job_c1", []).append(job(args.fixture, args.trials, 1, scratch)[0])
-            if args.ray:
-                wall, startup = job(args.fixture, args.trials, args.concurrency, scratch, "ray")
-                results.setdefault("ray_startup", []).append(startup)
-                results.setdefault("ray_after_startup", []).append(wall - startup)
+
+    def add(name: str, value: float) -> None:
+        results.setdefault(name, []).append(value)
+
+    cases: list[tuple[str, Callable[[Path], None]]] = []
+    if not args.skip_floor:
+        cases.append(("floor", lambda s: add("floor", floor(args.fixture, args.trials, args.concurrency, s))))
+    if not args.skip_separate:
+        cases.append(("separate", lambda s: add("separate", separate(args.fixture, args.trials, args.concurrency, s))))
+    cases.append(("job", lambda s: add("job", job(args.fixture, args.trials, args.concurrency, s)[0])))
+    if args.processes:
+        cases.append(("processes", lambda s: add("processes", job(args.fixture, args.trials, args.concurrency, s,
+                                                                    "processes")[0])))
+    if args.efficiency:
+        cases.append(("job_c1", lambda s: add("job_c1", job(args.fixture, args.trials, 1, s)[0])))
+    if args.ray:
+        def ray_case(s: Path) -> None:
+            wall, startup = job(args.fixture, args.trials, args.concurrency, s, "ray")
+            add("ray_startup", startup)
+            add("ray_after_startup", wall - startup)
+
+        cases.append(("ray", ray_case))
+    for round_no in range(args.repeat):
+        shift = round_no % len(cases)
+        for name, case in cases[shift:] + cases[:shift]:
+            with tempfile.TemporaryDirectory(prefix="cto-bench-jobs-") as tmp:
+                case(Path(tmp))
+            print(f"  repeat {round_no + 1}: {name} done", file=sys.stderr, flush=True)
 
     def span(name: str) -> str:
         values = results[name]
         return f"{statistics.median(values):7.2f} s (min {min(values):.2f}, max {max(values):.2f})"
 
-    f = results["floor"]
-    print(f"{args.trials} trials of {args.fixture} at concurrency {args.concurrency}, {args.repeat} repeats")
-    print(f"floor (bare tests, {args.concurrency} at a time): {span('floor')}")
-    if "separate" in results:
-        ratios = [s / b for s, b in zip(results["separate"], f, strict=True)]
-        print(f"separate `run` processes:       {span('separate')}  ratio {min(ratios):.2f}-{max(ratios):.2f}x")
-    ratios = [j / b for j, b in zip(results["job"], f, strict=True)]
-    print(f"one `job run`:                  {span('job')}  ratio {min(ratios):.2f}-{max(ratios):.2f}x (goal <= 1.3x)")
+    def ratio(name: str, base: str, goal: str = "") -> str:
+        values = [a / b for a, b in zip(results[name], results[base], strict=True)]
+        return (f"ratio {statistics.median(values):.2f}x (min {min(values):.2f}, max {max(values):.2f})"
+                + (f" (goal {goal})" if goal else ""))
+
+    print(f"{args.trials} trials of {args.fixture} at concurrency {args.concurrency}, {args.repeat} repeats "
+          f"(load average at the end: {os.getloadavg()[0]:.1f})")
+    if "floor" in results:
+        print(f"floor (bare tests, {args.concurrency} at a time): {span('floor')}")
+    if "separate" in results and "floor" in results:
+        print(f"separate `run` processes:       {span('separate')}  {ratio('separate', 'floor')}")
+    if "floor" in results:
+        print(f"one `job run`:                  {span('job')}  {ratio('job', 'floor', '<= 1.3x')}")
+    else:
+        print(f"one `job run`:                  {span('job')}")
+    if "processes" in results:
+        print(f"job, a process per trial:       {span('processes')}  job/this {ratio('job', 'processes')}")
+        if "floor" in results:
+            print(f"                                 vs floor {ratio('processes', 'floor')}")
     if "job_c1" in results:
         eff = [c1 / (args.concurrency * cn) for c1, cn in zip(results["job_c1"], results["job"], strict=True)]
-        print(f"job at concurrency 1:           {span('job_c1')}  efficiency "
-              f"{min(eff) * 100:.0f}-{max(eff) * 100:.0f} % (goal >= 85 %)")
+        print(f"job at concurrency 1:           {span('job_c1')}  efficiency {statistics.median(eff) * 100:.0f} % "
+              f"(min {min(eff) * 100:.0f}, max {max(eff) * 100:.0f}) (goal >= 85 %)")
     if "ray_startup" in results:
         over = [r / j - 1 for r, j in zip(results["ray_after_startup"], results["job"], strict=True)]
         print(f"ray start-up:                   {span('ray_startup')}")
         print(f"ray job after start-up:         {span('ray_after_startup')}  overhead "
-              f"{min(over) * 100:+.0f} to {max(over) * 100:+.0f} % vs local (goal <= 5 %)")
+              f"{statistics.median(over) * 100:+.0f} % (min {min(over) * 100:+.0f}, max {max(over) * 100:+.0f}) "
+              f"vs local (goal <= 5 %)")
     return 0
 
 

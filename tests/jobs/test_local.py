@@ -10,6 +10,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import psutil
 import pytest
 from tests.conftest import cli_env, tagged_processes
 from tests.jobs.helpers import job_cli, only_job_dir, provider_started, report, summary, wait_for, write_spec
@@ -211,3 +212,28 @@ def test_agent_env_reaches_the_trial(tmp_path: Path) -> None:
     run_dir = next((tmp_path / "jobs").glob("*/trials/fixer/*/attempt-1"))
     assert report(run_dir)["backend"]["timeout_s"] == 77
     assert os.environ.get("CTO_HARNESS_FAKE_TIMEOUT_SECONDS") is None
+
+
+def _zygotes_of(pid: int) -> list[psutil.Process]:
+    return [child for child in psutil.Process(pid).children()
+            if "cto_harness.proc._zygote" in " ".join(child.cmdline())]
+
+
+def test_a_killed_zygote_makes_its_trial_an_error_and_the_job_goes_on(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "job.toml", concurrency=1, agents=(SLEEPER.format(t=120), FIXER))
+    proc = _start_job(tmp_path, spec)
+    sleeper = wait_for(lambda: next((p for p in (tmp_path / "jobs").glob("*/trials/sleeper/*/attempt-1")
+                                     if provider_started(p)), None), "the sleeper's provider")
+    zygotes = _zygotes_of(proc.pid)
+    assert len(zygotes) == 1, zygotes
+    zygotes[0].kill()
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 1, out + err
+    got = report(sleeper)
+    assert (got["verdict"], got["failure_class"]) == ("error", "harness-error")
+    assert got["backend"]["interrupted"] == "SIGTERM"
+    assert not tagged_processes(got["run_id"])
+    fixer = only_job_dir(tmp_path / "jobs") / "trials" / "fixer" / "r1-string-slugify" / "attempt-1"
+    assert report(fixer)["verdict"] == "pass", "the next trial must run in a new zygote"
+    assert summary(fixer.parents[3])["verdicts"] == {"error": 1, "pass": 1}
+    assert job_cli("verify", str(sleeper), tmp_path=tmp_path).returncode == 0

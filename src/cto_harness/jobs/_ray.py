@@ -28,14 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from cto_harness.core import harness_home
-from cto_harness.evidence import EventLog, atomic_write_text, claim_run_dir, verify_run
-from cto_harness.jobs._local import TrialTask, run_trial_process
+from cto_harness.evidence import verify_run
+from cto_harness.jobs._local import TrialTask, record_error_trial, run_trial_process
 from cto_harness.jobs._plan import Trial
 from cto_harness.jobs._spec import AgentSpec
 
 QUARANTINE_DIR = "quarantine"
 POLL_S = 0.1
-JOB_ERROR_FILE = "backend/job-error.txt"
 SCRATCH_ENV = "CTO_HARNESS_JOBS_SCRATCH"
 """Where a worker makes its per-trial temp dirs (default: the system temp dir)."""
 
@@ -141,23 +140,6 @@ def place_archive(task: TrialTask, job_dir: Path, data: bytes, manifest: dict[st
     os.rename(staging, aside)
     (aside.parent / f"{aside.name}.tar").write_bytes(data)
     return f"{problem}; the archive is kept at {aside.relative_to(job_dir)}"
-
-
-def record_error_trial(task: TrialTask, reason: str) -> None:
-    """A harness-side ``error`` trial (no usable run dir came back): a report says why."""
-    from cto_harness.runner import recover_run
-
-    run = claim_run_dir(task.run_dir, f"{task.run_dir.name}-{secrets.token_hex(6)}")
-    try:
-        events = EventLog(run.path / "events.jsonl")
-        events.emit("run_started", run_id=run.run_id, fixture=task.trial.fixture_key, provider=task.agent.provider,
-                    lane="fake" if task.agent.provider == "fake" else "real", harness_pid=os.getpid())
-        events.emit("job_trial_error", reason=reason)
-        events.close()
-        atomic_write_text(run.path / JOB_ERROR_FILE, reason + "\n")
-    finally:
-        run.release()
-    recover_run(run.path, home=harness_home(task.environ))
 
 
 class RayExecutor:

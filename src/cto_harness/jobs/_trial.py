@@ -1,10 +1,13 @@
-"""One trial in its own process: ``python -m cto_harness.jobs._trial REQUEST_JSON``.
+"""One trial in its own process: ``main([REQUEST_JSON])``.
 
-A trial is exactly one Stage 2 run. It runs in a child process (not a thread of the
-coordinator) because ``run_stage2`` relies on process-wide state: SIGTERM/SIGINT raise
-``HarnessInterrupted`` only in the main thread, and the process is the subreaper of its
-provider. The child dies with its parent (PR_SET_PDEATHSIG → SIGTERM → an ``interrupted``
-report), so a SIGKILLed coordinator leaves no trial running on unsupervised.
+A trial is exactly one Stage 2 run. The local executor runs ``main`` in a child forked by a
+zygote (``cto_harness.proc.Zygote``) that imported this module and ran ``preload`` once;
+``python -m cto_harness.jobs._trial REQUEST_JSON`` runs the same code in a fresh interpreter.
+It runs in a child process (not a thread of the coordinator) because ``run_stage2`` relies
+on process-wide state: SIGTERM/SIGINT raise ``HarnessInterrupted`` only in the main thread,
+and the process is the subreaper of its provider. The child dies with its parent
+(PR_SET_PDEATHSIG → SIGTERM → an ``interrupted`` report), so a SIGKILLed coordinator (or
+zygote) leaves no trial running on unsupervised.
 """
 
 from __future__ import annotations
@@ -24,6 +27,17 @@ def _die_with_parent(parent_pid: int) -> bool:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     return os.getppid() == parent_pid
+
+
+def preload() -> None:
+    """Import what a trial will need (the zygote calls this once, before it forks trials)."""
+    from cto_harness.core import ConfigError  # noqa: F401
+    from cto_harness.evidence import Report, verify_run  # noqa: F401
+    from cto_harness.fixtures import UnknownFixtureError, load_fixture  # noqa: F401
+    from cto_harness.proc import HarnessInterrupted, enable_subreaper, install_signal_handlers  # noqa: F401
+    from cto_harness.providers import RunOptions, UnknownProviderError, get_provider  # noqa: F401
+    from cto_harness.providers.fake import FakeProvider  # noqa: F401
+    from cto_harness.runner import RunRequest, recover_run, run_stage2  # noqa: F401
 
 
 def main(argv: list[str]) -> int:

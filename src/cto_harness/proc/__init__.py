@@ -27,6 +27,7 @@ from cto_harness.proc._sandbox import (
     runtime_prefix,
     wrap,
 )
+from cto_harness.proc._zygote import Zygote, ZygoteLost
 
 __all__ = [
     "KILL_WAIT_S",
@@ -43,6 +44,8 @@ __all__ = [
     "Sandbox",
     "SandboxUnavailableError",
     "SpawnError",
+    "Zygote",
+    "ZygoteLost",
     "choose_sandbox",
     "enable_subreaper",
     "install_signal_handlers",
