@@ -27,14 +27,13 @@ def _retry_classes(value: str | None) -> frozenset[str]:
 
 
 @contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
+def _stop_on_signals(display: _Display) -> Iterator[threading.Event]:
     """SIGINT/SIGTERM stop the job cleanly: no new trial starts, running ones write reports."""
     stop = threading.Event()
 
     def handler(signum: int, frame: object) -> None:
         if not stop.is_set():
-            click.echo(f"\n{signal.Signals(signum).name}: stopping; running trials are writing their reports",
-                       err=True)
+            display.note(f"{signal.Signals(signum).name}: stopping; running trials are writing their reports")
         stop.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -46,28 +45,68 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 
 class _Display:
-    """Live progress on stderr: one updating line on a TTY, one line per trial otherwise."""
+    """Live progress on stderr: a Rich bar on a TTY, one plain line per trial otherwise.
+
+    Both show planned/done, pass/fail/blocked/error counts and an ETA (from the trials this
+    coordinator ran, not the ones it skipped as already done).
+    """
 
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
         self.counts: Counter[str] = Counter()
         self.t0 = time.monotonic()
         self.ran = 0
+        self._live: Any = None
+        self._task: Any = None
 
-    def __call__(self, event: Progress) -> None:
-        verdict = event.report.verdict if event.report else "missing"
-        self.counts[verdict] += 1
-        if not event.skipped:
-            self.ran += 1
+    def __enter__(self) -> _Display:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def note(self, message: str) -> None:
+        if self._live is not None:
+            self._live.console.print(message, markup=False, highlight=False)
+        else:
+            click.echo(f"\n{message}" if self.tty else message, err=True)
+
+    def _status(self, event: Progress) -> tuple[str, str]:
         remaining = event.planned - event.done
         elapsed = time.monotonic() - self.t0
         eta = f"{elapsed / self.ran * remaining:.0f}s" if self.ran and remaining else "-"
         counts = " ".join(f"{name} {self.counts[name]}" for name in ("pass", "fail", "blocked", "error"))
-        status = f"[{event.done}/{event.planned}] {counts} · eta {eta}"
+        return counts, eta
+
+    def __call__(self, event: Progress) -> None:
+        verdict = event.report.verdict if event.report else "missing"
+        if event.trial is not None:
+            self.counts[verdict] += 1
+            if not event.skipped:
+                self.ran += 1
+        counts, eta = self._status(event)
         if self.tty:
-            click.echo(f"\r{status}\x1b[K", err=True, nl=event.done == event.planned)
-        elif not event.skipped:
-            click.echo(f"{status} · {event.trial.label()}: {verdict}", err=True)
+            self._rich(event, counts, eta, verdict)
+        elif event.trial is not None and not event.skipped:
+            click.echo(f"[{event.done}/{event.planned}] {counts} · eta {eta} · {event.trial.label()}: {verdict}",
+                       err=True)
+
+    def _rich(self, event: Progress, counts: str, eta: str, verdict: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
+
+        if self._live is None:
+            self._live = Bar(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[counts]}"), TextColumn("eta {task.fields[eta]}"),
+                             TimeElapsedColumn(), console=Console(file=sys.stderr), transient=False)
+            self._live.start()
+            self._task = self._live.add_task("job", total=event.planned, counts=counts, eta=eta)
+        self._live.update(self._task, completed=event.done, counts=counts, eta=eta)
+        if event.trial is not None and not event.skipped and verdict != "pass":
+            self._live.console.print(f"{event.trial.label()}: {verdict}", markup=False, highlight=False)
 
 
 def _finish(outcome: JobOutcome, as_json: bool) -> None:
@@ -88,16 +127,19 @@ def _finish(outcome: JobOutcome, as_json: bool) -> None:
 def _drive(job_dir: Path, executor: Executor, retry: frozenset[str], as_json: bool) -> None:
     from cto_harness.jobs import JobError, run_job
 
-    with _stop_on_signals() as stop:
+    failure: list[str] = []
+    with _Display() as display, _stop_on_signals(display) as stop:
         try:
-            outcome = run_job(job_dir, executor=executor, retry_classes=retry, stop=stop, progress=_Display())
+            outcome = run_job(job_dir, executor=executor, retry_classes=retry, stop=stop, progress=display)
         except JobError as exc:
-            click.echo(f"job failed: {exc}", err=True)
-            sys.exit(4)
+            failure = [f"job failed: {exc}"]
         except Exception as exc:
-            click.echo(f"job failed (coordinator error): {type(exc).__name__}: {exc}", err=True)
-            click.echo(f"finish it with: cto-harness job resume {job_dir}", err=True)
-            sys.exit(4)
+            failure = [f"job failed (coordinator error): {type(exc).__name__}: {exc}",
+                       f"finish it with: cto-harness job resume {job_dir}"]
+    if failure:
+        for line in failure:
+            click.echo(line, err=True)
+        sys.exit(4)
     _finish(outcome, as_json)
 
 

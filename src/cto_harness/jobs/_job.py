@@ -99,11 +99,14 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress event for the display: a trial finished (or was skipped as already done)."""
+    """A progress event for the display: a trial finished (or was skipped as already done).
+
+    The first event of a run has ``trial`` None: the plan is known, nothing has run yet.
+    """
 
     planned: int
     done: int
-    trial: Trial
+    trial: Trial | None
     report: Report | None
     skipped: bool = False
 
@@ -172,6 +175,7 @@ def run_job(
         todo = [a for a in assessments if a.action == "run"]
         done_count = len(trials) - len(todo)
         if progress is not None:
+            progress(Progress(len(trials), 0, None, None))
             for i, a in enumerate(a for a in assessments if a.action == "skip"):
                 progress(Progress(len(trials), i + 1, a.trial, read_report(a.next_dir), skipped=True))
         tasks = [
