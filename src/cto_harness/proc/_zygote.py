@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import importlib
 import json
 import math
@@ -144,6 +145,8 @@ def serve(argv: list[str]) -> int:
     if len(argv) > 1 and argv[1]:
         _resolve(argv[1])()
     enable_subreaper()
+    gc.collect()
+    gc.freeze()  # what the imports made stays shared with every child (no copy-on-write by the collector)
     if threading.active_count() != 1:
         print(f"zygote: {threading.active_count()} threads after import; refusing to fork", file=sys.stderr)
         return 3
