@@ -15,27 +15,16 @@ import stat
 import zlib
 from pathlib import Path
 
-from cto_harness.proc import SpawnError, run_captured
+from cto_harness.proc import SpawnError, git_config_args, git_env, run_captured
 
 GIT_TIMEOUT_S = 120.0
 _OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_SAFE_CONFIG = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-c", "core.pager=cat",
-                "-c", "diff.external=", "-c", "core.untrackedCache=false", "-c", "protocol.allow=never")
 
 
 def _git(git_dir: Path, *args: str) -> tuple[bool, str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": "/nonexistent",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_NO_REPLACE_OBJECTS": "1",
-        "LC_ALL": "C",
-    }
-    argv = ["git", "--no-pager", f"--git-dir={git_dir}", *_SAFE_CONFIG, *args]
+    argv = ["git", "--no-pager", f"--git-dir={git_dir}", *git_config_args(), *args]
     try:
-        done = run_captured(argv, cwd=git_dir, env=env, timeout_s=GIT_TIMEOUT_S)
+        done = run_captured(argv, cwd=git_dir, env=git_env(), timeout_s=GIT_TIMEOUT_S)
     except SpawnError as exc:
         return False, str(exc)
     if not done.ok:

@@ -13,6 +13,8 @@ from cto_harness.proc._bounded import (
     process_alive_with_tag,
     run_bounded,
 )
+from cto_harness.proc._git import NO_TRANSPORT as GIT_NO_TRANSPORT
+from cto_harness.proc._git import SAFE_GIT_CONFIG, git_config_args, git_env
 from cto_harness.proc._run import Captured, read_capped, run_captured, run_to_log
 from cto_harness.proc._sandbox import INSTALL_HINT as SANDBOX_INSTALL_HINT
 from cto_harness.proc._sandbox import MODES as SANDBOX_MODES
@@ -30,8 +32,10 @@ from cto_harness.proc._sandbox import (
 from cto_harness.proc._zygote import Zygote, ZygoteLost
 
 __all__ = [
+    "GIT_NO_TRANSPORT",
     "KILL_WAIT_S",
     "NETWORKS",
+    "SAFE_GIT_CONFIG",
     "SANDBOX_INSTALL_HINT",
     "SANDBOX_MODES",
     "TAG_ENV",
@@ -48,6 +52,8 @@ __all__ = [
     "ZygoteLost",
     "choose_sandbox",
     "enable_subreaper",
+    "git_config_args",
+    "git_env",
     "install_signal_handlers",
     "kill_process_tree",
     "probe_bwrap",

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from cto_harness.evidence import TestCounts, atomic_write_json
 from cto_harness.fixtures import Fixture, FixtureError, copy_repo, read_pristine
-from cto_harness.proc import ProcessResult, Sandbox, run_bounded, run_captured, runtime_paths, wrap
+from cto_harness.proc import ProcessResult, Sandbox, git_config_args, run_bounded, run_captured, runtime_paths, wrap
 from cto_harness.runner._verifier_plugin import CHANNEL_ENV
 from cto_harness.runner._workspace import git_env
 
@@ -225,8 +225,8 @@ def _apply(patch: bytes, fixture: Fixture, tree: Path, scratch: Path) -> list[st
 def _git_apply(args: Sequence[str], patch_file: Path, tree: Path) -> bytes:
     env = git_env()
     env["GIT_CEILING_DIRECTORIES"] = str(tree.parent)
-    done = run_captured(["git", "apply", "--whitespace=nowarn", *args, str(patch_file)], cwd=tree, env=env,
-                        timeout_s=GIT_TIMEOUT_S, max_output_bytes=MAX_CHANNEL_BYTES)
+    argv = ["git", "--no-pager", *git_config_args(), "apply", "--whitespace=nowarn", *args, str(patch_file)]
+    done = run_captured(argv, cwd=tree, env=env, timeout_s=GIT_TIMEOUT_S, max_output_bytes=MAX_CHANNEL_BYTES)
     if not done.ok or done.result.stdout.truncated:
         detail = done.text("stderr").strip().splitlines()
         why = "timed out" if done.timed_out else (detail[-1] if detail else f"exit {done.returncode}")

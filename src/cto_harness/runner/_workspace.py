@@ -33,7 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cto_harness.proc import Captured, run_captured
+from cto_harness.proc import Captured, git_config_args, run_captured
+from cto_harness.proc import git_env as proc_git_env
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "cto-harness",
@@ -61,12 +62,6 @@ class WorkspaceError(RuntimeError):
     """A git step on the workspace failed (a harness-side failure)."""
 
 
-SAFE_GIT_CONFIG = (
-    "core.fsmonitor=false", f"core.hooksPath={os.devnull}", f"core.attributesFile={os.devnull}",
-    "core.pager=cat", "core.untrackedCache=false", "protocol.allow=never", "credential.helper=",
-    "core.autocrlf=false", "core.fileMode=true",
-)
-"""``-c`` settings on every harness-side git: no fsmonitor, hooks, pager, transport or helpers."""
 _REPO_CONFIG_ALLOWED = frozenset({
     "[core]", "repositoryformatversion = 0", "filemode = true", "filemode = false", "bare = true",
     "bare = false", "logallrefupdates = true",
@@ -75,20 +70,8 @@ _REPO_CONFIG_ALLOWED = frozenset({
 
 
 def git_env() -> dict[str, str]:
-    """A git environment that ignores the caller's, the system's and the user's git config."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": "/nonexistent",
-        "XDG_CONFIG_HOME": "/nonexistent",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_ATTR_NOSYSTEM": "1",
-        "GIT_NO_REPLACE_OBJECTS": "1",
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_PAGER": "cat",
-        "LC_ALL": "C",
-        **GIT_IDENTITY,
-    }
+    """The harness-side git environment (``proc.git_env``) with the baseline's fixed identity."""
+    return {**proc_git_env(), **GIT_IDENTITY}
 
 
 def check_repo_config(git_dir: Path) -> None:
@@ -134,8 +117,7 @@ def git(args: Sequence[str], *, cwd: Path, git_dir: Path | None = None, work_tre
     if work_tree is not None:
         prefix.append(f"--work-tree={work_tree}")
     check_repo_config(git_dir if git_dir is not None else cwd / ".git")
-    settings = [*SAFE_GIT_CONFIG, *config]
-    argv = [*prefix, *(arg for item in settings for arg in ("-c", item)), *args]
+    argv = [*prefix, *git_config_args(), *(arg for item in config for arg in ("-c", item)), *args]
     completed = run_captured(argv, cwd=cwd, env=env, timeout_s=GIT_TIMEOUT_S)
     if not completed.ok:
         err = completed.text("stderr").strip().splitlines()

@@ -8,14 +8,14 @@ echo the source URL is scrubbed of its userinfo.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from cto_harness.proc import SpawnError, run_captured
+from cto_harness.proc import SpawnError, git_config_args, run_captured
+from cto_harness.proc import git_env as proc_git_env
 from cto_harness.supply_chain._errors import DiscoveryError, PinError
 
 FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -66,14 +66,8 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
 
 
 def git_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The caller's environment, made non-interactive and locale-stable for git."""
-    env = dict(environ)
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env["GIT_ASKPASS"] = "true"
-    env["SSH_ASKPASS"] = "true"
-    env["LC_ALL"] = "C"
-    env.setdefault("PATH", os.defpath)
-    return env
+    """The caller's environment (proxies, credentials for a fetch), made non-interactive and locale-stable."""
+    return proc_git_env(inherit=environ)
 
 
 @dataclass(frozen=True)
@@ -92,7 +86,7 @@ def run_git(
     timeout_s: float = GIT_TIMEOUT_S,
     check: bool = True,
 ) -> GitResult:
-    argv = ["git", "-c", "credential.helper=", "-c", "core.hooksPath=/dev/null", *args]
+    argv = ["git", "--no-pager", *git_config_args(transport=True), *args]
     try:
         done = run_captured(argv, cwd=cwd or Path.cwd(), env=git_env(environ), timeout_s=timeout_s)
     except SpawnError as exc:
