@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cto_harness.runner import _workspace as _workspace_module
 from cto_harness.runner._workspace import (
     Baseline,
     StatSnapshot,
@@ -236,3 +238,56 @@ def test_excluded_state_dirs_are_not_changes(ws: tuple[Path, Path, Baseline]) ->
     (workspace / ".agent-state" / "log").write_text("state\n")
     changes = compute_changes(workspace, baseline_git, baseline, exclude_dirs=[".agent-state"])
     assert changes.files == [] and changes.patch == b""
+
+
+def _tricky_tree(workspace: Path) -> None:
+    """Names whose order differs between paths and trees, modes, links, duplicates, a big file."""
+    _populate(workspace)
+    (workspace / "a-b").write_text("dash\n")
+    (workspace / "a").mkdir()
+    (workspace / "a" / "x").write_text("in a\n")
+    (workspace / "a.b").write_text("dot\n")
+    (workspace / "a0").write_text("zero\n")
+    (workspace / "dup1").write_text("same\n")
+    (workspace / "dup2").write_text("same\n")
+    (workspace / "twin1").mkdir()
+    (workspace / "twin1" / "f").write_text("twin\n")
+    (workspace / "twin2").mkdir()
+    (workspace / "twin2" / "f").write_text("twin\n")
+    (workspace / "empty-dir").mkdir()
+    (workspace / "pkg" / "sub" / "link-up").symlink_to("../m.py")
+    (workspace / "naïve name ü.txt").write_text("utf-8\n")
+    (workspace / "big.bin").write_bytes(bytes(range(256)) * 4096 + b"tail")  # above KEEP_BYTES
+
+
+def test_the_in_process_baseline_is_the_one_git_builds(tmp_path: Path) -> None:
+    """Same commit id as ``git add -A -f`` + write-tree + commit-tree, and a store git fully accepts."""
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for workspace in (ours, theirs):
+        _tricky_tree(workspace)
+    baseline = init_baseline(ours, tmp_path / "ours.git")
+    reference = _workspace_module._git_baseline(theirs, tmp_path / "theirs.git")
+    assert baseline.commit == reference.commit
+    _git("--git-dir", str(tmp_path / "ours.git"), "fsck", "--strict", "--full", "--no-dangling", cwd=tmp_path)
+    _git("fsck", "--strict", "--full", "--no-dangling", cwd=ours)
+    _git("update-index", "--really-refresh", cwd=ours)  # every index entry is correct, not only its stat
+    assert _git("status", "--porcelain", "--untracked-files=all", cwd=ours) == ""
+    assert baseline.snapshot is not None and set(baseline.snapshot.entries) == set(
+        _git("ls-files", "-z", cwd=ours).rstrip("\0").split("\0"))
+    _git("commit", "-q", "--allow-empty", "-m", "the agent can commit on top", cwd=ours)
+
+
+@pytest.mark.parametrize("planted", [".gitattributes", "sub/.git"])
+def test_trees_git_must_interpret_take_the_git_path(planted: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace = tmp_path / "workspace"
+    _populate(workspace)
+    target = workspace / planted
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("* text=auto\n" if planted == ".gitattributes" else "gitdir: /nowhere\n")
+    used: list[Path] = []
+    real = _workspace_module._git_baseline
+    monkeypatch.setattr(_workspace_module, "_git_baseline", lambda w, b: used.append(w) or real(w, b))
+    with contextlib.suppress(WorkspaceError):  # git may refuse the planted .git; git decided, not _gitpack
+        init_baseline(workspace, tmp_path / "baseline.git")
+    assert used == [workspace]

@@ -5,12 +5,15 @@ commits there). ``<run>/baseline.git`` belongs to the harness: the patch is comp
 against its baseline commit, so an agent that rewrites or deletes its own ``.git`` still
 cannot hide or fake a change.
 
-Cost (issue 12). The fixture is hashed once, into ``baseline.git``: one ``git add`` with
-compression off streams every blob into a single pack, no auto-maintenance runs, and
-nothing is fsynced (a crashed run is recovered as an error, never trusted). The agent's
-repository gets a byte copy of that pack and of the harness's index; it never borrows
-objects from ``baseline.git`` (no alternates: the sandbox hides ``baseline.git``, and a
-hardlinked pack could be rewritten in place through the agent's link).
+Cost (issue 12). The fixture is hashed once, in-process (``_gitpack``): blobs, trees and
+the commit are written by the harness itself (hashlib's SHA-1 on the CPU's SHA extensions,
+zlib stored blocks, one pack for small files, a loose object per large one), with the same
+ids ``git add`` + ``write-tree`` + ``commit-tree`` give, and no git process starts. A tree
+holding something git must interpret (``.gitattributes``, a nested ``.git``, a special
+file) goes through ``git add`` instead: compression off, no auto-maintenance, no fsync.
+The agent's repository gets a byte copy of those objects and an index with the copy's stat
+data; it never borrows objects from ``baseline.git`` (no alternates: the sandbox hides
+``baseline.git``, and a hardlinked object could be rewritten in place through the agent's link).
 
 The change set hashes only what may have changed. At baseline time the harness records
 every workspace entry's ``lstat`` (inode, device, mode, size, mtime and ctime in
@@ -35,6 +38,7 @@ from pathlib import Path
 
 from cto_harness.proc import Captured, git_config_args, run_captured
 from cto_harness.proc import git_env as proc_git_env
+from cto_harness.runner._gitpack import init_repo, scan, write_index, write_store
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "cto-harness",
@@ -56,6 +60,9 @@ FAST_CONFIG = (
 HARNESS_INDEX = "harness.index"
 """The index ``git add`` wrote for the baseline (in ``baseline.git``; copied to the workspace)."""
 STAT_MARKER = "stat-marker"
+BASELINE_MESSAGE = "cto-harness baseline"
+BASELINE_TIME = 946684800
+"""``GIT_AUTHOR_DATE`` / ``GIT_COMMITTER_DATE`` of ``GIT_IDENTITY`` in seconds."""
 
 
 class WorkspaceError(RuntimeError):
@@ -158,8 +165,35 @@ class Baseline:
 
 def init_baseline(workspace: Path, baseline_git: Path) -> Baseline:
     """Commit the fixture copy once in ``baseline_git`` and give the workspace the same repository."""
-    index = baseline_git / HARNESS_INDEX
+    workspace, baseline_git = workspace.absolute(), baseline_git.absolute()
+    if baseline_git.exists() or (workspace / ".git").exists():
+        return _git_baseline(workspace, baseline_git)
+    init_repo(baseline_git, bare=True)
+    files = scan(workspace, baseline_git / "objects")
+    if files is None:
+        shutil.rmtree(baseline_git)
+        return _git_baseline(workspace, baseline_git)
+    init_repo(workspace / ".git", bare=False)
+    commit, pack, idx = write_store(baseline_git / "objects", files, GIT_IDENTITY, BASELINE_MESSAGE, BASELINE_TIME)
+    _write_ref(baseline_git, commit)
+    dot_git = workspace / ".git"
+    loose = {commit, *(entry.oid.hex() for entry in files if entry.data is None)}
+    for rel in [f"pack/{pack.name}", f"pack/{idx.name}", *(f"{oid[:2]}/{oid[2:]}" for oid in sorted(loose))]:
+        target = dot_git / "objects" / rel
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(baseline_git / "objects" / rel, target)
+        os.chmod(target, 0o444)
+    _write_ref(dot_git, commit)
+    write_index(dot_git / "index", files)
+    entries = {entry.rel: _stat_key(entry.st) for entry in files}
+    return Baseline(commit=commit, snapshot=_seal(entries, workspace, baseline_git / STAT_MARKER))
+
+
+def _git_baseline(workspace: Path, baseline_git: Path) -> Baseline:
+    """The same baseline through ``git add`` (a tree ``_gitpack`` leaves to git)."""
     git(["init", "-q", "--bare", "-b", "main", str(baseline_git)], cwd=workspace)
+    git(["init", "-q", "-b", "main"], cwd=workspace, config=FAST_CONFIG[3:5])
+    index = baseline_git / HARNESS_INDEX
 
     def run(*args: str, config: Sequence[str] = FAST_CONFIG) -> str:
         completed = git(args, cwd=workspace, git_dir=baseline_git, work_tree=workspace, index_file=index,
@@ -171,7 +205,7 @@ def init_baseline(workspace: Path, baseline_git: Path) -> Baseline:
     # files as binary for diff).
     run("add", "-A", "-f", config=(*FAST_CONFIG, "core.bigFileThreshold=1"))
     tree = run("write-tree")
-    commit = run("commit-tree", "-m", "cto-harness baseline", tree)
+    commit = run("commit-tree", "-m", BASELINE_MESSAGE, tree)
     _write_ref(baseline_git, commit)
     _clone_into_workspace(workspace, baseline_git, commit)
     return Baseline(commit=commit, snapshot=take_snapshot(workspace, baseline_git / STAT_MARKER))
@@ -185,7 +219,6 @@ def _write_ref(git_dir: Path, commit: str) -> None:
 
 def _clone_into_workspace(workspace: Path, baseline_git: Path, commit: str) -> None:
     """``workspace/.git``: a plain repository holding a copy of the baseline's objects and index."""
-    git(["init", "-q", "-b", "main"], cwd=workspace, config=FAST_CONFIG[3:5])
     dot_git = workspace / ".git"
     source = baseline_git / "objects"
     for dirpath, _, filenames in os.walk(source):
@@ -209,6 +242,11 @@ def take_snapshot(workspace: Path, marker: Path) -> StatSnapshot | None:
     for rel, st in _walk(workspace, ()):
         if st is not None and (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             entries[rel] = _stat_key(st)
+    return _seal(entries, workspace, marker)
+
+
+def _seal(entries: dict[str, StatKey], workspace: Path, marker: Path) -> StatSnapshot | None:
+    """Write the marker after ``entries`` were read: only ctimes older than its own are trusted."""
     with open(marker, "wb") as handle:
         handle.write(b"entries with a ctime before this file's may be trusted by their stat\n")
     marker_st = os.stat(marker)

@@ -1,0 +1,371 @@
+"""Write a baseline git store in-process: one pack (blobs, trees), a loose commit, its ``.idx``, a work-tree index.
+
+Why not ``git add``: git hashes with SHA-1DC (about 230 MB/s here) and its bulk check-in
+reads the whole pack back to fix the header, so a 50 MB fixture file cost about a second.
+``hashlib``'s SHA-1 runs on the CPU's SHA extensions, and the pack is written in one pass
+(files above ``KEEP_BYTES`` become loose objects as they are read). The objects are
+the ones git writes (same ids: tests build the same tree with git and compare), stored
+uncompressed (zlib level 0, as ``core.compression=0``), and ``verify`` checks the store with
+``git fsck --strict``.
+
+Only what ``git add -A -f`` would store unchanged is written here: regular files and
+symlinks. ``scan`` returns None for anything else (a special file, a nested ``.git``, a
+``.gitattributes`` that could convert content, a name git treats specially) and the caller
+lets git do the whole baseline instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import struct
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+KEEP_BYTES = 256 * 1024
+"""Files up to this size are read once and kept in memory until the pack is written."""
+MAX_PACK_BYTES = 1 << 31
+"""Larger stores are left to git (this writer emits only 31-bit pack offsets)."""
+_OBJ_TREE, _OBJ_BLOB = 2, 3
+_CHUNK = 1 << 20
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_GIT_NAMES = frozenset({".git", ".gitattributes", ".gitmodules"})
+_M32 = 0xFFFFFFFF
+_STORED_END = b"\x01\x00\x00\xff\xff"
+"""An empty, final stored deflate block."""
+
+
+@dataclass
+class TreeFile:
+    """One file or symlink of the work tree, as it was read."""
+
+    rel: str
+    """Posix path below the work tree (str with surrogate escapes, as ``os.scandir`` names it)."""
+    path: str
+    """Where it is read from."""
+    mode: int
+    """Git mode: 0o100644, 0o100755 or 0o120000."""
+    st: os.stat_result
+    oid: bytes
+    data: bytes | None
+    """The content when small (or a link target); None: stored as a loose object during the scan."""
+
+
+def scan(work_tree: Path, objects_dir: Path) -> list[TreeFile] | None:
+    """Read and hash every file and symlink below ``work_tree`` (its top-level ``.git`` aside).
+
+    Files above ``KEEP_BYTES`` are stored as loose objects in ``objects_dir`` as they are
+    read (one read, no pack offsets to fix); smaller ones are kept for ``write_store``.
+    Returns None when the tree holds anything this module leaves to git (see the module doc).
+    """
+    files: list[TreeFile] = []
+    total = 0
+    stack = [""]
+    while stack:
+        prefix = stack.pop()
+        with os.scandir(os.path.join(work_tree, prefix) if prefix else work_tree) as it:
+            children = list(it)
+        for child in children:
+            name = child.name
+            if not prefix and name == ".git":
+                continue
+            if _special_name(name):
+                return None
+            rel = prefix + name
+            st = child.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(rel + "/")
+            elif stat.S_ISLNK(st.st_mode):
+                target = os.fsencode(os.readlink(child.path))
+                files.append(TreeFile(rel, child.path, 0o120000, st, _oid(b"blob", target), target))
+            elif stat.S_ISREG(st.st_mode):
+                entry = _read_file(child.path, rel, st, objects_dir)
+                if entry is None:
+                    return None
+                files.append(entry)
+                total += st.st_size
+            else:
+                return None
+            if total >= MAX_PACK_BYTES // 2:
+                return None
+    return files
+
+
+def _special_name(name: str) -> bool:
+    lower = name.lower()
+    return (lower in _GIT_NAMES or lower.startswith("git~") or name.endswith((" ", "."))
+            or "\\" in name or ":" in name)
+
+
+def _read_file(path: str, rel: str, st: os.stat_result, objects_dir: Path) -> TreeFile | None:
+    mode = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
+    fd = os.open(path, _FILE_FLAGS)
+    try:
+        if _changed(os.fstat(fd), st):
+            return None
+        if st.st_size <= KEEP_BYTES:
+            data = _read_exactly(fd, st.st_size)
+            if data is None:
+                return None
+            return TreeFile(rel, path, mode, st, _oid(b"blob", data), data)
+        oid = _store_loose(fd, st.st_size, objects_dir)
+        return None if oid is None else TreeFile(rel, path, mode, st, oid, None)
+    finally:
+        os.close(fd)
+
+
+def _store_loose(fd: int, size: int, objects_dir: Path) -> bytes | None:
+    """Stream ``size`` bytes of ``fd`` into a loose blob (zlib stored blocks); None if the size was wrong."""
+    header = b"blob %d\0" % size
+    digest = hashlib.sha1(header, usedforsecurity=False)
+    adler = zlib.adler32(header)
+    scratch = objects_dir / f"tmp_obj_{os.getpid()}_{fd}"
+    out = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    try:
+        _write_all(out, b"\x78\x01" + _stored(header))
+        left = size
+        while left > 0:
+            chunk = os.read(fd, min(left, _CHUNK))
+            if not chunk:
+                return None
+            digest.update(chunk)
+            adler = zlib.adler32(chunk, adler)
+            _write_all(out, _stored(chunk))
+            left -= len(chunk)
+        if os.read(fd, 1):
+            return None
+        _write_all(out, _STORED_END + struct.pack(">I", adler))
+    except BaseException:
+        os.close(out)
+        scratch.unlink(missing_ok=True)
+        raise
+    os.close(out)
+    return _settle(scratch, objects_dir, digest.digest())
+
+
+def store_loose_object(objects_dir: Path, kind: bytes, data: bytes) -> bytes:
+    """Write one small object (a commit) as a loose object; return its id."""
+    raw = b"%s %d\0%s" % (kind, len(data), data)
+    scratch = objects_dir / f"tmp_obj_{os.getpid()}"
+    with open(scratch, "xb") as handle:
+        handle.write(b"\x78\x01" + _stored(raw) + _STORED_END + struct.pack(">I", zlib.adler32(raw)))
+    os.chmod(scratch, 0o444)
+    return _settle(scratch, objects_dir, hashlib.sha1(raw, usedforsecurity=False).digest())
+
+
+def _settle(scratch: Path, objects_dir: Path, oid: bytes) -> bytes:
+    target = objects_dir / oid[:1].hex() / oid[1:].hex()
+    target.parent.mkdir(exist_ok=True)
+    if target.exists():
+        scratch.unlink()
+    else:
+        os.replace(scratch, target)
+    return oid
+
+
+def _stored(data: bytes) -> bytes:
+    """``data`` as non-final deflate stored blocks (at most 65535 bytes each)."""
+    view = memoryview(data)
+    parts: list[bytes | memoryview] = []
+    for start in range(0, len(data), 0xFFFF):
+        block = view[start:start + 0xFFFF]
+        parts.append(b"\x00" + struct.pack("<HH", len(block), len(block) ^ 0xFFFF))
+        parts.append(block)
+    return b"".join(parts)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _changed(now: os.stat_result, then: os.stat_result) -> bool:
+    return ((now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns, now.st_ctime_ns)
+            != (then.st_ino, then.st_dev, then.st_size, then.st_mtime_ns, then.st_ctime_ns))
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left > 0:
+        chunk = os.read(fd, min(left, _CHUNK))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks) if not os.read(fd, 1) else None
+
+
+def _oid(kind: bytes, data: bytes) -> bytes:
+    return hashlib.sha1(b"%s %d\0%s" % (kind, len(data), data), usedforsecurity=False).digest()
+
+
+class _Pack:
+    """A pack being written: entries stream through zlib (level 0), SHA-1 and CRC-32."""
+
+    def __init__(self, path: Path, count: int) -> None:
+        self._fh = open(path, "xb")  # noqa: SIM115 (closed in finish)
+        self._sha = hashlib.sha1(usedforsecurity=False)
+        self.offset = 0
+        self.entries: list[tuple[bytes, int, int]] = []
+        self._put(b"PACK" + struct.pack(">II", 2, count))
+
+    def _put(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._sha.update(data)
+        self.offset += len(data)
+
+    def add(self, oid: bytes, kind: int, size: int, chunks: Iterator[bytes]) -> None:
+        start = self.offset
+        byte, size_left = (kind << 4) | (size & 0x0F), size >> 4
+        header = bytearray()
+        while size_left:
+            header.append(byte | 0x80)
+            byte, size_left = size_left & 0x7F, size_left >> 7
+        header.append(byte)
+        crc = zlib.crc32(header)
+        self._put(bytes(header))
+        deflate = zlib.compressobj(0)
+        for chunk in chunks:
+            if out := deflate.compress(chunk):
+                crc = zlib.crc32(out, crc)
+                self._put(out)
+        out = deflate.flush()
+        crc = zlib.crc32(out, crc)
+        self._put(out)
+        self.entries.append((oid, crc, start))
+
+    def finish(self) -> bytes:
+        checksum = self._sha.digest()
+        self._fh.write(checksum)
+        self._fh.close()
+        return checksum
+
+
+def write_store(objects_dir: Path, files: list[TreeFile], identity: Mapping[str, str], message: str,
+                when: int) -> tuple[str, Path, Path]:
+    """Write one pack holding the small blobs of ``files`` and their trees, and a loose commit.
+
+    Returns:
+        The commit id, the pack and its ``.idx``.
+    """
+    trees = _trees(files)
+    blobs: dict[bytes, bytes] = {}
+    for entry in files:
+        if entry.data is not None:
+            blobs.setdefault(entry.oid, entry.data)
+    unique_trees = dict(trees)
+    root_tree = trees[-1][0]
+    commit = _commit(root_tree, identity, message, when)
+    commit_oid = _oid(b"commit", commit)
+    pack_dir = objects_dir / "pack"
+    pack_dir.mkdir(parents=True, exist_ok=True)
+    scratch = pack_dir / f"tmp_pack_{os.getpid()}"
+    pack = _Pack(scratch, len(blobs) + len(unique_trees))
+    try:
+        for oid, data in blobs.items():
+            pack.add(oid, _OBJ_BLOB, len(data), iter((data,)))
+        for oid, data in unique_trees.items():
+            pack.add(oid, _OBJ_TREE, len(data), iter((data,)))
+        checksum = pack.finish()
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+    name = f"pack-{checksum.hex()}"
+    idx_path = pack_dir / f"{name}.idx"
+    _write_idx(idx_path, pack.entries, checksum)
+    pack_path = pack_dir / f"{name}.pack"
+    os.replace(scratch, pack_path)
+    for path in (pack_path, idx_path):
+        os.chmod(path, 0o444)
+    # Loose, as git commit-tree writes it: readers of the agent's store that do not run git find it.
+    store_loose_object(objects_dir, b"commit", commit)
+    return commit_oid.hex(), pack_path, idx_path
+
+
+def _trees(files: list[TreeFile]) -> list[tuple[bytes, bytes]]:
+    """Every tree object (id, content), children before parents; the root tree last."""
+    children: dict[str, dict[bytes, tuple[int, bytes] | None]] = {"": {}}
+    for entry in files:
+        parts = entry.rel.split("/")
+        for depth in range(1, len(parts)):
+            parent, here = "/".join(parts[:depth - 1]), "/".join(parts[:depth])
+            if here not in children:
+                children[here] = {}
+                children[parent][os.fsencode(parts[depth - 1])] = None
+        children["/".join(parts[:-1])][os.fsencode(parts[-1])] = (entry.mode, entry.oid)
+    out: list[tuple[bytes, bytes]] = []
+    done: dict[str, bytes] = {}
+    for directory in sorted(children, key=lambda d: d.count("/") + 1 if d else 0, reverse=True):
+        items = children[directory]
+        body = bytearray()
+        for name in sorted(items, key=lambda n: n + b"/" if items[n] is None else n):
+            item = items[name]
+            if item is None:
+                sub = f"{directory}/{os.fsdecode(name)}" if directory else os.fsdecode(name)
+                body += b"40000 %s\0%s" % (name, done[sub])
+            else:
+                body += b"%o %s\0%s" % (item[0], name, item[1])
+        oid = _oid(b"tree", bytes(body))
+        done[directory] = oid
+        out.append((oid, bytes(body)))
+    return out
+
+
+def _commit(tree: bytes, identity: Mapping[str, str], message: str, when: int) -> bytes:
+    author = f"{identity['GIT_AUTHOR_NAME']} <{identity['GIT_AUTHOR_EMAIL']}> {when} +0000"
+    committer = f"{identity['GIT_COMMITTER_NAME']} <{identity['GIT_COMMITTER_EMAIL']}> {when} +0000"
+    return f"tree {tree.hex()}\nauthor {author}\ncommitter {committer}\n\n{message}\n".encode()
+
+
+def _write_idx(path: Path, entries: list[tuple[bytes, int, int]], pack_checksum: bytes) -> None:
+    entries = sorted(entries)
+    fanout = [0] * 256
+    for oid, _, _ in entries:
+        fanout[oid[0]] += 1
+    running = 0
+    for i in range(256):
+        running += fanout[i]
+        fanout[i] = running
+    body = b"".join((
+        b"\xfftOc", struct.pack(">I", 2), struct.pack(">256I", *fanout),
+        b"".join(oid for oid, _, _ in entries),
+        b"".join(struct.pack(">I", crc) for _, crc, _ in entries),
+        b"".join(struct.pack(">I", offset) for _, _, offset in entries),
+        pack_checksum,
+    ))
+    with open(path, "xb") as handle:
+        handle.write(body + hashlib.sha1(body, usedforsecurity=False).digest())
+
+
+def init_repo(git_dir: Path, *, bare: bool) -> None:
+    """The repository ``git init -b main`` makes (minus the sample hooks and description), without spawning git.
+
+    Raises:
+        FileExistsError: ``git_dir`` exists.
+    """
+    git_dir.mkdir()
+    for sub in ("objects/info", "objects/pack", "refs/heads", "refs/tags", "info", "hooks"):
+        (git_dir / sub).mkdir(parents=True)
+    (git_dir / "HEAD").write_text("ref: refs/heads/main\n")
+    tail = "\tbare = true\n" if bare else "\tbare = false\n\tlogallrefupdates = true\n"
+    (git_dir / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n" + tail)
+
+
+def write_index(path: Path, files: list[TreeFile]) -> None:
+    """A version 2 index of ``files`` with their stat data, so git in the work tree sees it clean."""
+    parts = [b"DIRC", struct.pack(">II", 2, len(files))]
+    for entry in sorted(files, key=lambda e: os.fsencode(e.rel)):
+        st, name = entry.st, os.fsencode(entry.rel)
+        head = struct.pack(
+            ">10I", (st.st_ctime_ns // 10**9) & _M32, st.st_ctime_ns % 10**9, (st.st_mtime_ns // 10**9) & _M32,
+            st.st_mtime_ns % 10**9, st.st_dev & _M32, st.st_ino & _M32, entry.mode, st.st_uid & _M32,
+            st.st_gid & _M32, st.st_size & _M32)
+        record = head + entry.oid + struct.pack(">H", min(len(name), 0xFFF)) + name
+        parts.append(record + b"\0" * (8 - len(record) % 8))
+    body = b"".join(parts)
+    with open(path, "wb") as handle:
+        handle.write(body + hashlib.sha1(body, usedforsecurity=False).digest())
