@@ -514,64 +514,133 @@ def kill_process_tree(
     return tuple(tree.signalled)
 
 
-class _Reader(threading.Thread):
-    """Copy one pipe to a file in chunks, keeping at most ``cap`` bytes, draining the rest."""
+class _Stream:
+    """One pipe copied to a file in chunks, keeping at most ``cap`` bytes, draining the rest."""
 
-    def __init__(self, name: str, pipe: IO[bytes], sink: IO[bytes], cap: int) -> None:
-        super().__init__(name=f"cto-harness-{name}-reader", daemon=True)
+    def __init__(self, pipe: IO[bytes], sink: IO[bytes], cap: int) -> None:
         self.pipe, self.sink, self.cap = pipe, sink, cap
+        self.fd = pipe.fileno()
         self.total = 0
         self.kept = 0
         self.eof = False
+        self.closed = False
         self.error: str | None = None
-        self.stop = threading.Event()
 
-    def run(self) -> None:
-        # SIGTERM/SIGINT go to the main thread, whose wait they must interrupt at once.
-        with contextlib.suppress(ValueError, OSError):
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-        fd = self.pipe.fileno()
-        poller = select.poll()
-        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    def read_chunk(self) -> None:
+        """Read once (the pipe is readable: this does not block); EOF or an error closes the sink."""
         try:
-            while not self.stop.is_set():
-                if not poller.poll(int(POLL_S * 1000)):
-                    continue
-                chunk = os.read(fd, CHUNK_BYTES)
-                if not chunk:
-                    self.eof = True
-                    return
-                self.total += len(chunk)
-                room = self.cap - self.kept
-                if room > 0 and self.error is None:
-                    part = chunk if len(chunk) <= room else chunk[:room]
-                    try:
-                        self.sink.write(part)
-                        self.sink.flush()
-                    except OSError as exc:
-                        self.error = f"writing {getattr(self.sink, 'name', '?')}: {exc}"
-                    else:
-                        self.kept += len(part)
+            chunk = os.read(self.fd, CHUNK_BYTES)
         except OSError as exc:
             self.error = f"reading pipe: {exc}"
-        finally:
+            self.close()
+            return
+        if not chunk:
+            self.eof = True
+            self.close()
+            return
+        self.total += len(chunk)
+        room = self.cap - self.kept
+        if room > 0 and self.error is None:
+            part = chunk if len(chunk) <= room else chunk[:room]
             try:
-                self.sink.close()
+                self.sink.write(part)
+                self.sink.flush()
             except OSError as exc:
-                self.error = self.error or f"closing output file: {exc}"
+                self.error = f"writing {getattr(self.sink, 'name', '?')}: {exc}"
+            else:
+                self.kept += len(part)
 
-    def captured(self, path: Path) -> CapturedStream:
-        error = self.error
-        if self.is_alive():
-            error = error or "reader thread did not stop"
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.sink.close()
+        except OSError as exc:
+            self.error = self.error or f"closing output file: {exc}"
+
+    def captured(self, path: Path, *, stuck: bool) -> CapturedStream:
         return CapturedStream(
             path=path,
             bytes_total=self.total,
             bytes_kept=self.kept,
             truncated=self.total > self.kept,
             eof=self.eof,
-            error=error,
+            error=self.error or ("reader thread did not stop" if stuck else None),
         )
+
+
+class _Pump:
+    """Copies the child's stdout and stderr (``_Stream``) while the harness waits.
+
+    On the normal path the waiting thread itself reads (no thread to start per process).
+    Before anything that may block for long (terminating a tree, with its grace period)
+    the reading moves to a background thread, so a child that writes while it shuts down
+    never stalls on a full pipe.
+    """
+
+    def __init__(self, streams: tuple[_Stream, _Stream]) -> None:
+        self.streams = streams
+        self.thread: threading.Thread | None = None
+        self.stop = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        return all(stream.closed for stream in self.streams)
+
+    def pump(self, timeout_s: float, wake_fd: int | None = None, *, interruptible: bool = False) -> None:
+        """Read what is ready, waiting up to ``timeout_s`` for output, EOF or ``wake_fd``.
+
+        With ``interruptible`` only the wait itself lets ``HarnessInterrupted`` through,
+        never a read half copied.
+        """
+        poller = select.poll()
+        open_streams = {stream.fd: stream for stream in self.streams if not stream.closed}
+        for fd in open_streams:
+            poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        if wake_fd is not None:
+            poller.register(wake_fd, select.POLLIN)
+        timeout_ms = None if math.isinf(timeout_s) else math.ceil(timeout_s * 1000)
+        if interruptible:
+            with _Interruptible():
+                ready = poller.poll(timeout_ms)
+        else:
+            ready = poller.poll(timeout_ms)
+        for fd, _ in ready:
+            stream = open_streams.get(fd)
+            if stream is not None:
+                stream.read_chunk()
+
+    def background(self) -> None:
+        """Hand the reading to a thread (idempotent); the caller no longer calls ``pump``."""
+        if self.thread is None and not self.done:
+            self.thread = threading.Thread(target=self._run, name="cto-harness-output-reader", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        # SIGTERM/SIGINT go to the main thread, whose wait they must interrupt at once.
+        with contextlib.suppress(ValueError, OSError):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        while not self.stop.is_set() and not self.done:
+            self.pump(POLL_S)
+
+    def wait(self, timeout_s: float) -> None:
+        """Let the output flow for up to ``timeout_s`` (returns early once both pipes reached EOF)."""
+        if self.thread is not None:
+            self.thread.join(timeout_s)
+        else:
+            self.pump(timeout_s)
+
+    def finish(self) -> bool:
+        """Stop reading and close what is still open; True when the reader thread is stuck."""
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(1.0)
+            if self.thread.is_alive():
+                return True
+        for stream in self.streams:
+            stream.close()
+        return False
 
 
 def _reap_adopted() -> None:
@@ -640,13 +709,14 @@ class _Run:
     def __init__(
         self,
         proc: subprocess.Popen[bytes],
-        readers: tuple[_Reader, _Reader],
+        pump: _Pump,
         tag: str | None,
         started: float,
         spawned_wall: float,
     ) -> None:
         self.proc = proc
-        self.readers = readers
+        self.pump = pump
+        self.stuck = False
         self.started = started
         root: psutil.Process | None
         try:
@@ -661,9 +731,10 @@ class _Run:
     def wait(self, deadline: float) -> tuple[bool, str | None]:
         """Wait for exit or deadline; returns (timed_out, interrupted signal name).
 
-        Blocks on a pidfd (readable once the child exits), so an exit is seen at once.
-        In the main thread the wait is cut into ``POLL_S`` slices: a signal delivered
-        to another thread only lands here at the next slice.
+        Blocks on a pidfd (readable once the child exits) and the output pipes, copying
+        output as it comes, so an exit is seen at once. In the main thread the wait is cut
+        into ``POLL_S`` slices: a signal delivered to another thread only lands here at
+        the next slice.
         """
         pidfd = _pidfd(self.proc.pid)
         slice_s = POLL_S if threading.current_thread() is threading.main_thread() else math.inf
@@ -675,11 +746,8 @@ class _Run:
                         return True, None
                     step = min(slice_s, remaining)
                     if pidfd is None:
-                        time.sleep(min(POLL_S, step))
-                    else:
-                        poller = select.poll()
-                        poller.register(pidfd, select.POLLIN)
-                        poller.poll(math.ceil(step * 1000))
+                        step = min(POLL_S, step)
+                    self.pump.pump(step, pidfd, interruptible=True)
         except HarnessInterrupted as exc:
             return False, exc.signame
         finally:
@@ -700,12 +768,16 @@ class _Run:
             found = self.tree.snapshot(subtree=True)
             self.leftovers.extend(pid for pid in found if pid not in self.leftovers)
         if found:
-            self.tree.terminate(TERM_GRACE_S)
+            self._terminate()
+
+    def _terminate(self) -> None:
+        self.pump.background()
+        self.tree.terminate(TERM_GRACE_S)
 
     def _drain(self, *, rescan: bool) -> None:
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         next_scan = time.monotonic() + RESCAN_S
-        while any(reader.is_alive() for reader in self.readers):
+        while not self.pump.done:
             now = time.monotonic()
             if now >= deadline:
                 break
@@ -713,17 +785,14 @@ class _Run:
                 if rescan:
                     self._kill_leftovers()
                 else:
-                    self.tree.terminate(TERM_GRACE_S)
+                    self._terminate()
                 next_scan = time.monotonic() + RESCAN_S
-            for reader in self.readers:
-                reader.join(POLL_S)
-        for reader in self.readers:
-            reader.stop.set()
-        for reader in self.readers:
-            reader.join(1.0)
-        for reader, pipe in zip(self.readers, (self.proc.stdout, self.proc.stderr), strict=True):
-            if pipe is not None and not reader.is_alive():
-                pipe.close()
+            self.pump.wait(POLL_S)
+        self.stuck = self.pump.finish()
+        if not self.stuck:
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                if pipe is not None:
+                    pipe.close()
 
     def _reap_root(self) -> int | None:
         try:
@@ -737,7 +806,7 @@ class _Run:
 
     def abort(self) -> None:
         """Kill everything and release the pipes (used when something raised)."""
-        self.tree.terminate(TERM_GRACE_S)
+        self._terminate()
         self._drain(rescan=False)
         self._reap_root()
 
@@ -749,7 +818,7 @@ class _Run:
         interrupted: str | None,
     ) -> ProcessResult:
         if timed_out or interrupted is not None:
-            self.tree.terminate(TERM_GRACE_S)
+            self._terminate()
             self.ended = time.monotonic()
             self._drain(rescan=False)
         else:
@@ -766,8 +835,8 @@ class _Run:
             timed_out=timed_out,
             interrupted=interrupted,
             duration_s=ended - self.started,
-            stdout=self.readers[0].captured(paths[0]),
-            stderr=self.readers[1].captured(paths[1]),
+            stdout=self.pump.streams[0].captured(paths[0], stuck=self.stuck),
+            stderr=self.pump.streams[1].captured(paths[1], stuck=self.stuck),
             killed_pids=tuple(self.tree.signalled),
             leftover_pids=tuple(self.leftovers),
         )
@@ -829,15 +898,11 @@ def run_bounded(
             spawned_wall = time.time()
             started = time.monotonic()
             proc = _spawn(argv_t, cwd, child_env)
-            opened.pop_all()  # the readers own the files from here on
+            opened.pop_all()  # the pump owns the files from here on
         assert proc.stdout is not None and proc.stderr is not None
-        readers = (
-            _Reader("stdout", proc.stdout, sinks[0], max_output_bytes),
-            _Reader("stderr", proc.stderr, sinks[1], max_output_bytes),
-        )
-        for reader in readers:
-            reader.start()
-        run = _Run(proc, readers, tag, started, spawned_wall)
+        pump = _Pump((_Stream(proc.stdout, sinks[0], max_output_bytes),
+                      _Stream(proc.stderr, sinks[1], max_output_bytes)))
+        run = _Run(proc, pump, tag, started, spawned_wall)
         try:
             if on_start is not None:
                 on_start(proc.pid)
