@@ -227,3 +227,9 @@ def test_no_user_namespace_can_be_created_inside() -> None:
         pytest.skip("this bubblewrap or kernel cannot disable nested user namespaces")
     done = _inside(sandbox, "unshare -U true && echo NESTED")
     assert "NESTED" not in done.stdout
+
+
+def test_overlaid_binds_refuse_an_unconfined_sandbox(tmp_path: Path) -> None:
+    """A shared read-only subtree is only read-only inside bwrap: without it there is nothing to bind."""
+    with pytest.raises(ValueError, match="confined"):
+        wrap(["true"], Sandbox("none", "test"), writable=[tmp_path], overlaid=[(tmp_path, tmp_path / "x")])

@@ -170,3 +170,24 @@ def test_plugin_autoload_is_off_unless_the_manifest_declares_the_plugin(declared
     check = verify_change(fixture, _patch_of(fixture, tmp_path, _fix), tmp_path / "grading", SANDBOXES[-1],
                           tmp_path / "home", tag=_tag(tmp_path))
     assert check.passed is declared, check.problems
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES, ids=lambda s: s.kind)
+def test_large_untouched_subtrees_are_shared_read_only(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Sandboxed, a big untouched dir is the fixture's own, bound read-only: graded code reads it, never writes it."""
+    root = tmp_path / "big"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root, ignore=shutil.ignore_patterns("__pycache__"))
+    data = root / "repo" / "data"
+    data.mkdir()
+    for i in range(150):
+        (data / f"f{i:03d}.txt").write_text(f"datum {i}\n")
+    fixture = load_fixture(root)
+    code = FIX + (
+        "\nimport os\n_here = os.path.dirname(os.path.abspath(__file__))\n"
+        "assert open(os.path.join(_here, 'data', 'f001.txt')).read() == 'datum 1\\n'\n"
+        "try:\n    open(os.path.join(_here, 'data', 'f000.txt'), 'w').write('pwned\\n')\nexcept OSError:\n    pass\n"
+        "try:\n    os.unlink(os.path.join(_here, 'data', 'f002.txt'))\nexcept OSError:\n    pass\n")
+    patch = _patch_of(fixture, tmp_path, lambda repo: (repo / "strings.py").write_text(code))
+    check = verify_change(fixture, patch, tmp_path / "grading", sandbox, tmp_path / "home", tag=_tag(tmp_path))
+    assert check.passed, check.problems
+    assert (data / "f000.txt").read_text() == "datum 0\n" and (data / "f002.txt").exists()

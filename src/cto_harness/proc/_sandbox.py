@@ -177,6 +177,7 @@ def wrap(
     hidden: Sequence[Path] = (),
     network: Network = "none",
     cwd: Path | None = None,
+    overlaid: Sequence[tuple[Path, Path]] = (),
 ) -> list[str]:
     """The argv that runs ``argv`` inside ``sandbox``.
 
@@ -192,21 +193,30 @@ def wrap(
         network: ``none`` (only loopback), ``host``, or ``proxy``: only loopback too, where the
             egress forwarder relays to the harness's proxy over a Unix socket among ``readable``.
         cwd: Working directory inside the sandbox (default: the caller's).
+        overlaid: ``(source, destination)`` pairs bound read-only after ``writable``: a host
+            path shown at a destination inside a writable dir (the verifier's copy shares a
+            fixture's large untouched subtrees this way). Needs a confined sandbox.
+
+    Raises:
+        ValueError: an unknown ``network``, or ``overlaid`` without a confined sandbox.
     """
     if network not in NETWORKS:
         raise ValueError(f"network must be one of {NETWORKS}, not {network!r}")
     if not sandbox.confined:
+        if overlaid:
+            raise ValueError("read-only overlaid binds need a confined sandbox")
         return list(argv)
     bwrap = sandbox.bwrap or shutil.which("bwrap") or "bwrap"
     prefix = _bwrap_argv(bwrap, userns=sandbox.userns, disable_userns=sandbox.nested_userns_disabled,
                          network=network, readable=readable, writable=writable,
-                         hidden=hidden, cwd=cwd)
+                         hidden=hidden, cwd=cwd, overlaid=overlaid)
     # bwrap always exports PWD; drop it so the child sees exactly the allowlisted environment.
     return [*prefix, "/usr/bin/env", "-u", "PWD", *argv]
 
 
 def _bwrap_argv(bwrap: str, *, userns: bool, disable_userns: bool = False, network: Network, readable: Iterable[Path],
-                writable: Iterable[Path], hidden: Iterable[Path], cwd: Path | None) -> list[str]:
+                writable: Iterable[Path], hidden: Iterable[Path], cwd: Path | None,
+                overlaid: Iterable[tuple[Path, Path]] = ()) -> list[str]:
     args = [bwrap, "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if userns:
@@ -239,6 +249,8 @@ def _bwrap_argv(bwrap: str, *, userns: bool, disable_userns: bool = False, netwo
             args += ["--ro-bind", str(path), str(path)]
     for path in rw:
         args += ["--bind", str(path), str(path)]
+    for source, destination in overlaid:
+        args += ["--ro-bind", str(_absolute(source)), str(_absolute(destination))]
     for mask in sealed:
         args += ["--remount-ro", str(mask)]
     args += ["--remount-ro", "/"]

@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from cto_harness.evidence import TestCounts, atomic_write_json
-from cto_harness.fixtures import Fixture, FixtureError, copy_repo, read_pristine
+from cto_harness.fixtures import Fixture, FixtureError, copy_repo, copy_repo_sharing, read_pristine
 from cto_harness.proc import ProcessResult, Sandbox, git_config_args, run_bounded, run_captured, runtime_paths, wrap
 from cto_harness.runner._verifier_plugin import CHANNEL_ENV
 from cto_harness.runner._workspace import git_env
@@ -128,8 +128,13 @@ def _run_tests(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, 
     tmp.mkdir(parents=True)
     try:
         try:
-            copy_repo(fixture, tree)
-            check.dropped = _apply(patch, fixture, tree, tmp)
+            paths = _patch_paths(patch, tmp)
+            # Sandboxed, large untouched subtrees are not copied: the fixture's own are bound
+            # read-only over placeholders (the graded code cannot write them).
+            shared = copy_repo_sharing(fixture, tree, paths) if sandbox.confined else []
+            if not sandbox.confined:
+                copy_repo(fixture, tree)
+            check.dropped = _apply(patch, fixture, tree, tmp, paths)
         except (FixtureError, VerifierRefusal) as exc:
             check.problems.append(str(exc))
             return check
@@ -140,7 +145,7 @@ def _run_tests(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, 
         try:
             check.result = run_bounded(
                 wrap(argv, sandbox, writable=[tree, tmp], readable=[*runtime_paths(), PLUGIN_SCRIPT],
-                     network="none", cwd=tree),
+                     network="none", cwd=tree, overlaid=[(fixture.repo_dir / rel, tree / rel) for rel in shared]),
                 cwd=tree,
                 env=_env(tmp, channel),
                 timeout_s=fixture.test_timeout_s,
@@ -195,11 +200,11 @@ def _env(tmp: Path, channel: Path) -> dict[str, str]:
     }
 
 
-def _apply(patch: bytes, fixture: Fixture, tree: Path, scratch: Path) -> list[str]:
-    """Apply the patch minus dropped changes to ``tree``; return the dropped paths.
+def _patch_paths(patch: bytes, scratch: Path) -> list[str]:
+    """Every path the patch touches (read from the patch alone, before any copy exists).
 
     Raises:
-        VerifierRefusal: a gitlink, a patch git cannot apply, or a symlink leading out of the copy.
+        VerifierRefusal: a gitlink, or a patch git cannot parse.
     """
     gitlink = _GITLINK.search(patch)
     if gitlink is not None:
@@ -211,8 +216,23 @@ def _apply(patch: bytes, fixture: Fixture, tree: Path, scratch: Path) -> list[st
     patch_file = scratch / "agent.patch"
     patch_file.write_bytes(patch)
     try:
-        names = _git_apply(["--numstat", "-z"], patch_file, tree).split(b"\0")
-        paths = sorted({_numstat_path(entry) for entry in names if entry.strip()})
+        names = _git_apply(["--numstat", "-z"], patch_file, scratch).split(b"\0")
+    finally:
+        patch_file.unlink(missing_ok=True)
+    return sorted({_numstat_path(entry) for entry in names if entry.strip()})
+
+
+def _apply(patch: bytes, fixture: Fixture, tree: Path, scratch: Path, paths: list[str]) -> list[str]:
+    """Apply the patch minus dropped changes to ``tree``; return the dropped paths.
+
+    Raises:
+        VerifierRefusal: a patch git cannot apply, or a symlink leading out of the copy.
+    """
+    if not paths:
+        return []
+    patch_file = scratch / "agent.patch"
+    patch_file.write_bytes(patch)
+    try:
         dropped = [p for p in paths if dropped_change(p, fixture)]
         if len(dropped) < len(paths):
             _git_apply([f"--exclude={_glob_escape(p)}" for p in dropped], patch_file, tree)
