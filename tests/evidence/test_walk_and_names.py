@@ -66,3 +66,19 @@ def _walk_with_budget(tmp_path: Path) -> list[Entry]:
         handle.truncate(10 * 1024**3)
     (tmp_path / "small").write_bytes(b"x")
     return list(Walker(Budget(max_bytes=1024, max_depth=50)).walk(tmp_path))
+
+
+def test_known_digests_are_used_without_reading_and_count_against_the_budget(tmp_path: Path) -> None:
+    from cto_harness.evidence import Budget, Walker
+
+    (tmp_path / "a").write_bytes(b"x" * 10)
+    (tmp_path / "b").write_bytes(b"y" * 10)
+    seen: list[bytes] = []
+
+    def known(rel: bytes, st: os.stat_result) -> str | None:
+        seen.append(rel)
+        return "f" * 64 if rel == b"a" and st.st_size == 10 else None
+
+    entries = {e.rel: e for e in Walker(Budget(max_bytes=15)).walk(tmp_path, known=known)}
+    assert entries[b"a"].sha256 == "f" * 64 and seen == [b"a", b"b"]
+    assert entries[b"b"].skipped == "byte budget"  # as a full re-walk would: 10 + 10 > 15

@@ -291,3 +291,39 @@ def test_trees_git_must_interpret_take_the_git_path(planted: str, tmp_path: Path
     with contextlib.suppress(WorkspaceError):  # git may refuse the planted .git; git decided, not _gitpack
         init_baseline(workspace, tmp_path / "baseline.git")
     assert used == [workspace]
+
+
+def test_vouched_digests_reuse_the_fixture_digest_only_for_untouched_copies(tmp_path: Path) -> None:
+    """The report hashes a workspace file again unless the copy kept the stat it had when copied."""
+    import hashlib
+
+    from cto_harness.fixtures import copy_repo, load_fixture, resolve_fixture
+    from cto_harness.runner._workspace import vouched_digests
+
+    fixture = load_fixture(resolve_fixture("r1-string-slugify"), builtin=True)  # installed long ago
+    workspace = tmp_path / "workspace"
+    copied: dict[str, tuple[os.stat_result, str]] = {}
+    copy_repo(fixture, workspace, digests=copied)
+    assert set(copied) == set(fixture.files)
+    _wait_for_clock_tick(tmp_path)
+    known = vouched_digests(init_baseline(workspace, tmp_path / "baseline.git"), copied)
+    assert known is not None
+    for rel in fixture.files:
+        content = (workspace / rel).read_bytes()
+        assert known(rel.encode(), (workspace / rel).lstat()) == hashlib.sha256(content).hexdigest()
+    target = workspace / "strings.py"
+    before = target.stat()
+    target.write_bytes(target.read_bytes().replace(b"def", b"DEF", 1))  # same size, mtime restored
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert known(b"strings.py", target.lstat()) is None
+
+
+def test_a_freshly_written_fixture_is_not_vouched_for(tmp_path: Path) -> None:
+    """A file changed less than the margin before the digest read it could change again unseen: hash it."""
+    from cto_harness.fixtures import copy_repo, load_fixture, resolve_fixture
+
+    root = tmp_path / "fresh"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root, ignore=shutil.ignore_patterns("__pycache__"))
+    copied: dict[str, tuple[os.stat_result, str]] = {}
+    copy_repo(load_fixture(root), tmp_path / "workspace", digests=copied)
+    assert copied == {}

@@ -26,7 +26,7 @@ from pathlib import Path
 from cto_harness.evidence._gitcheck import read_head_nogit, rev_parse
 from cto_harness.evidence._names import escape_name
 from cto_harness.evidence._report import Artifact, SkippedArtifact
-from cto_harness.evidence._walk import Budget, Entry, Walker
+from cto_harness.evidence._walk import Budget, Entry, KnownDigest, Walker
 
 UNLISTED = frozenset({"report.json", "events.jsonl", "attestation.dsse.json"})
 """Files that are not artifacts: the report, the chain it records separately, the signature over both."""
@@ -56,8 +56,12 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def collect_artifacts(run_dir: Path, budget: Budget | None = None) -> ArtifactScan:
-    """List and hash ``run_dir`` within ``budget`` (see the module docstring)."""
+def collect_artifacts(run_dir: Path, budget: Budget | None = None, known: KnownDigest | None = None) -> ArtifactScan:
+    """List and hash ``run_dir`` within ``budget`` (see the module docstring).
+
+    ``known`` vouches for files of ``workspace/`` by their lstat (rel below ``workspace/``):
+    the run's harness knows what it copied there and that the agent left it untouched.
+    """
     walker = Walker(budget)
     scan = ArtifactScan(artifacts={})
     summarised = {*GIT_STORES, *TREES}
@@ -86,7 +90,8 @@ def collect_artifacts(run_dir: Path, budget: Budget | None = None) -> ArtifactSc
         prefix = os.fsencode(name) + b"/"
         entries = [Entry(rel=prefix + e.rel, kind=e.kind, size=e.size, sha256=e.sha256, target=e.target,
                          skipped=e.skipped)
-                   for e in walker.walk(root, skip=inner_skip, no_content_under=no_content)]
+                   for e in walker.walk(root, skip=inner_skip, no_content_under=no_content,
+                                        known=known if name == "workspace" else None)]
         summary = _summary(entries, prefix, kind="git" if git else "tree")
         if git:
             commit, tree = rev_parse(root) if name in HARNESS_GIT_STORES else read_head_nogit(root)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,8 @@ MAX_DEPTH = 128
 _CHUNK = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+KnownDigest = Callable[[bytes, os.stat_result], "str | None"]
+"""``(rel, lstat) -> SHA-256`` of a file whose content the caller can vouch for by its stat, else None."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,14 @@ class Walker:
         self._count = _Counters()
 
     def walk(self, root: Path, *, content: bool = True, skip: frozenset[bytes] = frozenset(),
-             no_content_under: frozenset[bytes] = frozenset()) -> Iterator[Entry]:
+             no_content_under: frozenset[bytes] = frozenset(), known: KnownDigest | None = None) -> Iterator[Entry]:
         """Yield the entries under ``root`` in a stable order (byte order of names, depth first).
 
         ``skip`` names paths (relative to the root, any depth) left out entirely;
         ``content=False`` records sizes only; ``no_content_under`` names subtrees (relative
-        to the root) whose files are recorded by size only (content-addressed git objects).
+        to the root) whose files are recorded by size only (content-addressed git objects);
+        ``known`` gives the digest of a file the caller vouches for by its lstat (not read,
+        but counted against the byte budget as if it were, so a full re-walk agrees).
         A missing root or one that is a symlink yields nothing.
         """
         try:
@@ -121,7 +125,12 @@ class Walker:
                     yield Entry(rel=rel, kind="symlink", size=0, target=os.fsencode(target))
                 elif stat.S_ISREG(info.st_mode):
                     hashed = content and not any(rel.startswith(p + b"/") for p in no_content_under)
-                    yield self._file(fd, name, rel, info.st_size, hashed)
+                    digest = known(rel, info) if hashed and known is not None else None
+                    if digest is not None and self._count.hashed_bytes + info.st_size <= self.budget.max_bytes:
+                        self._count.hashed_bytes += info.st_size
+                        yield Entry(rel=rel, kind="file", size=info.st_size, sha256=digest)
+                    else:
+                        yield self._file(fd, name, rel, info.st_size, hashed)
                 else:
                     yield Entry(rel=rel, kind="special", size=0)
         finally:

@@ -8,6 +8,7 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ class RunState:
     duration_s: float | None = None
     harness_home: Path | None = None
     """Where the evidence signing key lives (None: from the process environment)."""
+    known_digest: Callable[[bytes, os.stat_result], str | None] | None = None
+    """Workspace files the harness can vouch for by their stat (``runner._workspace.vouched_digests``)."""
 
     def decide(self, verdict: str, failure_class: str | None, *reasons: str) -> None:
         """Set the verdict once; the first decision stands (a later stage cannot overturn it).
@@ -105,7 +108,7 @@ def redact_text(text: str, secrets: list[str]) -> str:
 
 
 def _build_report(state: RunState, events: EventLog) -> Report:
-    scan = collect_artifacts(state.run_dir)
+    scan = collect_artifacts(state.run_dir, known=state.known_digest)
     report = Report(
         run_id=state.run_id,
         lane=state.lane,  # type: ignore[arg-type]

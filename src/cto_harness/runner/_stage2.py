@@ -66,7 +66,7 @@ from cto_harness.runner._grading import Grade, run_grading, tests_block
 from cto_harness.runner._recover import recover_runs
 from cto_harness.runner._safe_copy import keep_state_dir
 from cto_harness.runner._sandbox_policy import SandboxPolicy, provider_policy
-from cto_harness.runner._workspace import Baseline, compute_changes, init_baseline
+from cto_harness.runner._workspace import Baseline, compute_changes, init_baseline, vouched_digests
 
 DEFAULT_MAX_OUTPUT_BYTES = 10 * 1024 * 1024
 
@@ -261,13 +261,15 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
 
 def _prepare_workspace(ctx: RunContext, state: RunState, events: EventLog) -> Baseline | None:
     t0 = time.monotonic()
+    copied: dict[str, tuple[os.stat_result, str]] = {}
     try:
-        files = copy_repo(ctx.fixture, ctx.workspace)
+        files = copy_repo(ctx.fixture, ctx.workspace, digests=copied)
     except FixtureError as exc:
         state.decide("blocked", "fixture-invalid", f"fixture invalid: {exc}")
         return None
     t1 = time.monotonic()
     baseline = init_baseline(ctx.workspace, state.run_dir / "baseline.git")
+    state.known_digest = vouched_digests(baseline, copied)
     events.emit("workspace_ready", baseline=baseline.commit, files=len(files),
                 copy_s=round(t1 - t0, 6), baseline_s=round(time.monotonic() - t1, 6))
     return baseline

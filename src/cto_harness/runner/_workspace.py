@@ -32,7 +32,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -298,6 +298,27 @@ def _walk(workspace: Path, exclude: tuple[str, ...],
                     dirs.add(rel)
             else:
                 yield rel, st
+
+
+def vouched_digests(baseline: Baseline, copied: Mapping[str, tuple[os.stat_result, str]]
+                    ) -> Callable[[bytes, os.stat_result], str | None] | None:
+    """SHA-256 of workspace files by their lstat: the fixture's digest, for a copy the agent left untouched.
+
+    ``copied`` comes from ``copy_repo(..., digests=)`` (the copy's stat right after writing
+    and the fixture digest's hash of the bytes written). A file counts only while the stat
+    snapshot trusts it and the snapshot recorded exactly the copy's stat.
+    """
+    snapshot = baseline.snapshot
+    if snapshot is None or not copied:
+        return None
+    table = {os.fsencode(rel): sha for rel, (st, sha) in copied.items()
+             if snapshot.entries.get(rel) == _stat_key(st)}
+
+    def known(rel: bytes, st: os.stat_result) -> str | None:
+        sha = table.get(rel)
+        return sha if sha is not None and snapshot.trusted(os.fsdecode(rel), st) else None
+
+    return known
 
 
 @dataclass(frozen=True)
