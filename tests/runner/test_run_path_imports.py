@@ -9,8 +9,10 @@ from pathlib import Path
 
 from tests.conftest import cli_env
 
-NOT_ON_THE_FAKE_LANE = ("asyncio", "ssl", "cto_harness.egress._proxy")
-"""The egress proxy (asyncio, ssl) serves runs with a model endpoint only."""
+NOT_ON_THE_FAKE_LANE = ("asyncio", "ssl", "cto_harness.egress._proxy", "cto_harness.egress._usage")
+"""The egress proxy (asyncio, ssl) and its usage parsers serve runs with a model endpoint only."""
+SIGNING = "cryptography"
+"""Imported for the signature at a run's end (in the background while its tests run), not at start."""
 
 PROGRAM = """
 import json, sys
@@ -31,7 +33,14 @@ def test_a_fake_run_never_imports_the_egress_proxy(runs_dir: Path, tmp_path: Pat
 
 
 def test_the_proxy_is_still_one_attribute_away() -> None:
-    proc = subprocess.run([sys.executable, "-c", "import sys; from cto_harness.egress import EgressProxy; "
-                           "print(EgressProxy.__module__, 'asyncio' in sys.modules)"],
+    proc = subprocess.run([sys.executable, "-c", "import sys; from cto_harness.egress import EgressProxy, parse_usage; "
+                           "print(EgressProxy.__module__, parse_usage.__module__, 'asyncio' in sys.modules)"],
                           capture_output=True, text=True, timeout=60, check=False)
-    assert proc.stdout.split() == ["cto_harness.egress._proxy", "True"], proc.stderr
+    assert proc.stdout.split() == ["cto_harness.egress._proxy", "cto_harness.egress._usage", "True"], proc.stderr
+
+
+def test_the_run_command_imports_no_signing_code_up_front() -> None:
+    program = ("import sys, cto_harness.cli.run, cto_harness.runner, cto_harness.providers.fake; "
+               f"print({SIGNING!r} in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.stdout.strip() == "False", proc.stderr

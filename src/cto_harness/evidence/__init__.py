@@ -10,6 +10,7 @@ from cto_harness.evidence._attest import (
     key_paths,
     load_or_create_key,
     load_public_key,
+    preload_signing,
     write_attestation,
 )
 from cto_harness.evidence._events import EventLog, read_events, utc_now
@@ -87,6 +88,7 @@ __all__ = [
     "load_or_create_key",
     "load_public_key",
     "load_report",
+    "preload_signing",
     "read_agent_file",
     "read_events",
     "report_schema",

@@ -18,15 +18,18 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from cto_harness.evidence._atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+# cryptography (10-20 ms of imports) is imported where a key is used: a run signs only at its
+# end, and ``preload_signing`` imports it in the background while the run waits on its tests.
 
 ATTESTATION_FILE = "attestation.dsse.json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -51,16 +54,31 @@ class SigningKey:
         return public_pem(self.private.public_key())
 
 
+def preload_signing() -> None:
+    """Import the signing code in a background thread, to overlap it with a wait on a child."""
+    threading.Thread(target=_import_signing, name="cto-harness-preload-signing", daemon=True).start()
+
+
+def _import_signing() -> None:
+    with contextlib.suppress(Exception):  # the signer's own import reports any failure
+        import cryptography.hazmat.primitives.asymmetric.ed25519
+        import cryptography.hazmat.primitives.serialization  # noqa: F401
+
+
 def key_paths(home: Path) -> tuple[Path, Path]:
     return home / KEYS_DIR / PRIVATE_KEY_FILE, home / KEYS_DIR / PUBLIC_KEY_FILE
 
 
 def keyid_of(public: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()
 
 
 def public_pem(public: Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -71,6 +89,9 @@ def load_or_create_key(home: Path) -> SigningKey:
         OSError: the key cannot be created or read.
         ValueError: the key file exists but is not an Ed25519 private key.
     """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     private_path, public_path = key_paths(home)
     if not private_path.exists():
         _create_key(private_path)
@@ -87,6 +108,9 @@ def load_or_create_key(home: Path) -> SigningKey:
 
 
 def _create_key(private_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     private_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(private_path.parent, 0o700)
     pem = Ed25519PrivateKey.generate().private_bytes(
@@ -110,6 +134,9 @@ def load_public_key(data: bytes) -> Ed25519PublicKey:
     Raises:
         ValueError: not an Ed25519 key.
     """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
     if b"PRIVATE KEY" in data:
         private = serialization.load_pem_private_key(data, password=None)
         if isinstance(private, Ed25519PrivateKey):
@@ -163,6 +190,8 @@ def read_attestation(path: Path, public: Ed25519PublicKey) -> dict[str, Any]:
     Raises:
         AttestationError: missing, malformed, or not signed by that key.
     """
+    from cryptography.exceptions import InvalidSignature
+
     try:
         envelope = json.loads(path.read_bytes())
         payload = base64.b64decode(envelope["payload"], validate=True)

@@ -6,8 +6,8 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from cto_harness.core import harness_home
@@ -22,6 +22,9 @@ from cto_harness.evidence._attest import (
 from cto_harness.evidence._events import read_events
 from cto_harness.evidence._gitcheck import fsck
 from cto_harness.evidence._report import Artifact, Report
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 
 @dataclass

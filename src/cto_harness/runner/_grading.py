@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cto_harness.evidence import TestsBlock
+from cto_harness.evidence import TestsBlock, preload_signing
 from cto_harness.fixtures import Fixture
 from cto_harness.proc import Sandbox
 from cto_harness.runner._verifier import MAX_LISTED_MISSING, Verification, verify_change
@@ -15,6 +15,7 @@ Grade = Verification
 def run_grading(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, harness_home: Path,
                 *, tag: str) -> Grade:
     """Grade ``patch`` on a fresh pristine copy of ``fixture`` (never the agent's workspace)."""
+    preload_signing()  # the report is signed next: import that code while the tests run
     return verify_change(fixture, patch, out_dir, sandbox, harness_home, tag=tag)
 
 
