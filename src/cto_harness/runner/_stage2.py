@@ -111,7 +111,8 @@ def run_stage2(request: RunRequest) -> RunResult:
     fixture: Fixture | None = None
     fixture_error: str | None = None
     try:
-        fixture = load_fixture(fixture_path, builtin=fixture_path.is_relative_to(_builtin_root()))
+        fixture = load_fixture(fixture_path, builtin=fixture_path.is_relative_to(_builtin_root()),
+                               digest_cache=harness_home(request.environ) / "cache" / "fixture-digests")
     except FixtureError as exc:
         fixture_error = str(exc)
     fixture_id = fixture.id if fixture else fixture_path.name
