@@ -75,6 +75,20 @@ def main(mode: str, *args: str) -> int:
             time.sleep(0.01)
         out.write(b"parent done\n")
         return 0
+    if mode == "dying-child":
+        # Like a sandbox's pid 1 after its bwrap reported the exit status: the child is
+        # already on its way out when we exit (it sees EOF on our pipe), but takes a moment.
+        pidfile = Path(args[0])
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(write_end)
+            os.read(read_end, 1)
+            time.sleep(0.1)
+            os._exit(0)
+        os.close(read_end)
+        _write_pids(pidfile, [child])
+        return 0
     raise SystemExit(f"unknown mode {mode}")
 
 

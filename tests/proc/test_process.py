@@ -287,6 +287,22 @@ def test_subreaper_adopts_and_reaps_the_daemon(tmp_path: Path, tag: str) -> None
     assert _dead(daemon)
 
 
+def test_a_descendant_already_dying_at_exit_is_not_a_leftover(tmp_path: Path, tag: str) -> None:
+    """A sandbox's pid 1 outlives its bwrap by a moment: not the provider's leftover, not killed."""
+    pidfile = tmp_path / "child.pid"
+    driver = _drive(tmp_path, tag, True, "dying-child", str(pidfile))
+    try:
+        out, _ = driver.communicate(timeout=15)
+    finally:
+        driver.kill()
+    result = json.loads(out)
+    (child,) = _read_pids(pidfile)
+    assert result["subreaper"] is True and result["exit_code"] == 0
+    assert result["leftover_pids"] == [] and child not in result["killed_pids"], result
+    assert result["zombies_left"] == []
+    assert _dead(child)
+
+
 def test_a_clean_exit_under_the_subreaper_scans_no_process_table(tmp_path: Path, tag: str) -> None:
     """The normal path looks among our own descendants only (issue 12: ~9 ms per scan)."""
     driver = _drive(tmp_path, tag, True, "exit", "0", forbid_scan=True)

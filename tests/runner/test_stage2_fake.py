@@ -68,6 +68,10 @@ def test_each_scenario_yields_its_verdict(scenario: str, runs_dir: Path, tmp_pat
     for required in ("provider_preflight", "model_admission", "provider_process_started",
                      "provider_process_exited", "tests_finished"):
         assert required in events
+    if scenario in ("fix", "noop", "crash", "edit-tests") and result.report["backend"]["sandbox"] == "bwrap":
+        # The sandbox's own pid 1 dies a moment after its bwrap: it is not the provider's leftover.
+        assert result.report["backend"]["leftover_pids"] == [], result.report["reasons"]
+        assert not any("left 1 process" in r for r in result.report["reasons"])
 
 
 def test_timeout_writes_evidence_and_still_grades(runs_dir: Path, tmp_path: Path) -> None:

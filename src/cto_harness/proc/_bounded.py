@@ -60,6 +60,8 @@ POLL_S = 0.02
 """Step of every wait loop; a signal handler's exception lands within one step."""
 RESCAN_S = 0.25
 """While a pipe is still held open after the child is gone, rescan the tree this often."""
+SETTLE_S = 0.5
+"""After a clean exit, how long an already-dying descendant (a sandbox's pid 1) may take to go."""
 CHUNK_BYTES = 64 * 1024
 TAG_ENV = "CTO_HARNESS_RUN_TAG"
 CREATE_TIME_TOLERANCE_S = 1.0
@@ -758,16 +760,15 @@ class _Run:
 
     def _kill_leftovers(self, *, subtree: bool = False) -> None:
         found = self.tree.snapshot(subtree=subtree)
-        if found:
-            self.leftovers.extend(pid for pid in found if pid not in self.leftovers)
         if found and subtree:
             # A sandbox's pid 1 outlives its bwrap by a moment (--die-with-parent is killing
-            # it): let what is already dying go (one slice at most) before the full scans
-            # of ``terminate``. Whatever is still alive, or new, is terminated as before.
-            _settle(found, POLL_S)
+            # it): let what is already dying go (woken by its pidfd; SETTLE_S at most, which
+            # only a real leftover pays) before the full scans of ``terminate``. Only what is
+            # still alive, or new, is a leftover.
+            _settle(found, SETTLE_S)
             found = self.tree.snapshot(subtree=True)
-            self.leftovers.extend(pid for pid in found if pid not in self.leftovers)
         if found:
+            self.leftovers.extend(pid for pid in found if pid not in self.leftovers)
             self._terminate()
 
     def _terminate(self) -> None:
