@@ -215,8 +215,59 @@ def test_bubblewrap_is_probed_once_and_leaves_no_zombie(tmp_path: Path) -> None:
         zombies = [c.pid for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
         print(json.dumps({"probes": len(calls), "zombies": zombies, "kind": sandbox.kind}))
         """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                          env=cli_env(tmp_path))
     assert json.loads(done.stdout) == {"probes": 1, "zombies": [], "kind": "bwrap"}
+
+
+PROBE_COUNT = textwrap.dedent("""\
+    import json, os
+    from cto_harness.proc import _sandbox, choose_sandbox, enable_subreaper
+    enable_subreaper()
+    calls = []
+    original = _sandbox._run_probe
+    _sandbox._run_probe = lambda b: calls.append(b) or original(b)
+    sandbox = choose_sandbox(os.environ)
+    print(json.dumps({"probes": len(calls), "kind": sandbox.kind, "userns": sandbox.userns,
+                      "nested_userns_disabled": sandbox.nested_userns_disabled}))
+    """)
+
+
+def _probe_in_a_new_process(env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-c", PROBE_COUNT], capture_output=True, text=True, timeout=120,
+                          check=True, env=env)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@needs_bwrap
+def test_the_strongest_probe_is_kept_for_the_next_process(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    first = _probe_in_a_new_process(env)
+    if not (first["userns"] and first["nested_userns_disabled"]):
+        pytest.skip("bubblewrap here cannot use the strongest confinement (nothing is cached)")
+    second = _probe_in_a_new_process(env)
+    assert (first["probes"], second["probes"]) == (1, 0)
+    assert second == {**first, "probes": 0}
+    cache = tmp_path / "home" / "cache" / "bwrap-probe.json"
+    cache.write_text(cache.read_text().replace('"strongest"', '"weaker"'))
+    assert _probe_in_a_new_process(env)["probes"] == 1  # an entry it did not write is probed again
+
+
+def test_a_weaker_or_failed_probe_is_probed_every_time(tmp_path: Path) -> None:
+    """A fake bwrap that refuses --disable-userns (an old bubblewrap): works, but is never cached."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    fake = bin_dir / "bwrap"
+    fake.write_text(f"#!/bin/sh\necho x >> {log}\ncase \"$*\" in *--disable-userns*) exit 1;; esac\nexit 0\n")
+    fake.chmod(0o755)
+    env = cli_env(tmp_path, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    first, second = _probe_in_a_new_process(env), _probe_in_a_new_process(env)
+    assert first == second == {"probes": 1, "kind": "bwrap", "userns": True, "nested_userns_disabled": False}
+    assert not (tmp_path / "home" / "cache" / "bwrap-probe.json").exists()
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    assert _probe_in_a_new_process(env)["kind"] == "none"
 
 
 @needs_bwrap

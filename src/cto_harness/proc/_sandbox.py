@@ -28,14 +28,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import shutil
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from cto_harness.core import harness_home
 
 MODES = ("auto", "bwrap", "none")
 Network = Literal["none", "host", "proxy"]
@@ -84,32 +89,91 @@ class _Probe:
     disable_userns: bool = False
 
 
-_PROBES: dict[tuple[str, int, int, int, str], _Probe] = {}
+_ProbeKey = tuple[str | int, ...]
+_PROBES: dict[_ProbeKey, _Probe] = {}
 _PROBE_LOCK = threading.Lock()
+PROBE_CACHE_FILE = "bwrap-probe.json"
+"""Under ``<harness home>/cache``: the last probe that passed with the strongest confinement."""
+PROBE_CACHE_MAX_AGE_S = 24 * 3600.0
+_USERNS_SYSCTLS = ("/proc/sys/kernel/unprivileged_userns_clone", "/proc/sys/user/max_user_namespaces",
+                   "/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+"""Settings that decide whether a user namespace can be created: part of the probe's key."""
 
 
-def _probe_key(bwrap: str) -> tuple[str, int, int, int, str] | None:
+def _probe_key(bwrap: str) -> _ProbeKey | None:
     try:
         st = os.stat(bwrap)
     except OSError:
         return None
     uname = os.uname()
-    return (os.path.realpath(bwrap), st.st_ino, st.st_size, st.st_mtime_ns, f"{uname.release} {uname.version}")
+    sysctls = []
+    for path in _USERNS_SYSCTLS:
+        try:
+            with open(path, encoding="ascii") as setting:
+                sysctls.append(setting.read().strip())
+        except (OSError, ValueError):
+            sysctls.append("-")
+    return (os.path.realpath(bwrap), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+            f"{uname.release} {uname.version}", os.geteuid(), *sysctls)
 
 
-def probe_bwrap(bwrap: str) -> _Probe:
+def probe_bwrap(bwrap: str, cache_dir: Path | None = None) -> _Probe:
     """Whether the confinement ``wrap`` builds works here; probed once per binary + kernel.
 
-    Tries with a new user namespace first, then without (a container may forbid it).
+    Tries with a new user namespace first, then without (a container may forbid it). With
+    ``cache_dir`` (the harness home's ``cache/``), a probe that passed with the strongest
+    confinement (new user namespace, nested ones disabled) is kept there for a day, keyed
+    by the binary, the kernel, the uid and the user-namespace sysctls: another process
+    of the harness skips the probe's spawn. Nothing weaker is ever cached, so a stale
+    entry can only make a sandboxed spawn fail (fail closed), never confine less.
     """
     key = _probe_key(bwrap)
     if key is None:
         return _Probe(False, False, f"{bwrap}: not found")
     with _PROBE_LOCK:
-        cached = _PROBES.get(key)
+        cached = _PROBES.get(key) or _read_probe_cache(cache_dir, key)
         if cached is None:
-            cached = _PROBES[key] = _run_probe(bwrap)
+            cached = _run_probe(bwrap)
+            if _strongest(cached):
+                _write_probe_cache(cache_dir, key)
+        _PROBES[key] = cached
         return cached
+
+
+def _strongest(probe: _Probe) -> bool:
+    return probe.ok and probe.userns and probe.disable_userns
+
+
+def _read_probe_cache(cache_dir: Path | None, key: _ProbeKey) -> _Probe | None:
+    if cache_dir is None:
+        return None
+    path = cache_dir / PROBE_CACHE_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as cache:
+            if time.time() - os.fstat(cache.fileno()).st_mtime > PROBE_CACHE_MAX_AGE_S:
+                return None
+            entry = json.loads(cache.read(4096))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or entry.get("key") != list(key) or entry.get("probe") != "strongest":
+        return None
+    return _Probe(True, True, "", disable_userns=True)
+
+
+def _write_probe_cache(cache_dir: Path | None, key: _ProbeKey) -> None:
+    if cache_dir is None:
+        return
+    with contextlib.suppress(OSError):
+        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".bwrap-probe.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump({"key": list(key), "probe": "strongest"}, out)
+            os.replace(tmp, cache_dir / PROBE_CACHE_FILE)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def _run_probe(bwrap: str) -> _Probe:
@@ -154,7 +218,7 @@ def choose_sandbox(environ: Mapping[str, str], *, required: bool = False) -> San
     if bwrap is None:
         problem = "bubblewrap (bwrap) is not installed"
     else:
-        probe = probe_bwrap(bwrap)
+        probe = probe_bwrap(bwrap, cache_dir=harness_home(environ) / "cache")
         if probe.ok:
             userns = "user namespace, " if probe.userns else ""
             return Sandbox("bwrap", f"bubblewrap ({bwrap}): no capabilities, {userns}own pid/ipc/uts namespaces, "
