@@ -169,3 +169,36 @@ def test_sigint_stops_a_ray_job_cleanly(tmp_path: Path) -> None:
     assert summary(job_dir)["verdicts"] == {"error": 1, "missing": 1}
     assert job_cli("verify", str(run_dir), tmp_path=tmp_path).returncode == 0
     assert not list(scratch.iterdir()), "the worker cleans its scratch dir"
+
+
+def test_a_terminal_ctrl_c_to_the_whole_group_stops_a_ray_job_cleanly(tmp_path: Path) -> None:
+    """SIGINT to every process of the coordinator's group (a terminal's Ctrl-C), Ray's own included."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+    from tests.jobs.helpers import provider_started, wait_for
+
+    spec = write_spec(tmp_path / "job.toml", attempts=3, concurrency=1,
+                      agents=('name = "sleeper"\nprovider = "fake"\nscenario = "sleep"\ntimeout = 120',))
+    scratch = tmp_path / "scratch"
+    proc = subprocess.Popen([sys.executable, "-m", "cto_harness", "job", "run", "--spec", str(spec),
+                             "--executor", "ray", "--jobs-dir", str(tmp_path / "jobs")],
+                            env=cli_env(tmp_path, CTO_HARNESS_JOBS_SCRATCH=str(scratch), RAY_ADDRESS=""),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0)
+    wait_for(lambda: any(provider_started(p) for p in scratch.glob("*/run/attempt-1")), "the worker's provider",
+             timeout=180)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 4, out + err
+    assert "SIGINT: stopping" in err
+    job_dir = only_job_dir(tmp_path / "jobs")
+    run_dir = job_dir / "trials/sleeper/r1-string-slugify/attempt-1"
+    got = report(run_dir)
+    assert (got["verdict"], got["failure_class"]) == ("error", "harness-error")
+    assert summary(job_dir)["verdicts"] == {"error": 1, "missing": 2}
+    assert not (run_dir.parent / "attempt-2").exists(), "no new trial may start after Ctrl-C"
+    assert job_cli("verify", str(run_dir), tmp_path=tmp_path).returncode == 0
+    assert not list(scratch.iterdir()), "the worker cleans its scratch dir"

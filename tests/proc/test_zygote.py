@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import json
 import os
@@ -205,3 +206,30 @@ def test_a_zygote_that_is_not_single_threaded_refuses_to_start(tmp_path: Path) -
 def test_a_zygote_whose_target_does_not_import_fails_to_start(tmp_path: Path) -> None:
     with pytest.raises(SpawnError, match="ModuleNotFoundError"):
         Zygote.start("tests.proc.no_such_module:main", env=_env(), cwd=REPO, log_path=tmp_path / "zygote.log")
+
+
+@pytest.mark.parametrize("how", ["signal", "pending-exception"])
+def test_an_interrupted_caller_lets_the_child_write_its_report_then_reraises(zygote: Zygote, tmp_path: Path,
+                                                                             tag: str, how: str) -> None:
+    """KeyboardInterrupt in the main thread waiting in ``run``: from a real SIGINT, or only a pending
+    exception with no signal to wake a blocking wait (what ``ray.cancel`` does to a worker)."""
+    ready, marks = tmp_path / "ready", tmp_path / "marks"
+    marks.mkdir()
+
+    def interrupt_when_ready() -> None:
+        _wait_for(ready)
+        if how == "signal":
+            os.kill(os.getpid(), signal.SIGINT)
+        else:
+            _thread.interrupt_main()
+
+    helper = threading.Thread(target=interrupt_when_ready)
+    helper.start()
+    with pytest.raises(KeyboardInterrupt):
+        zygote.run(["term-report", str(ready), str(marks)], cwd=tmp_path, env=_env(), timeout_s=120,
+                   stdout_path=tmp_path / "o", stderr_path=tmp_path / "e", tag=tag)
+    helper.join(30)
+    child = int(ready.read_text())
+    assert (marks / f"interrupted-{child}").read_text() == "SIGTERM"
+    assert _gone(child)
+    assert zygote.alive() and _run(zygote, tmp_path, "state", "0")[0] == 0, "the zygote stays usable"

@@ -1,7 +1,8 @@
 """The Ray executor: each trial is a Ray task on a worker that shares no filesystem with us.
 
-A worker runs the trial exactly as the local executor does (a trial process through the
-harness's bounded runner) in its own temp dir, then returns the run dir as a tar archive
+A worker runs the trial exactly as the local executor does (a child forked by a zygote that
+the worker process keeps for the tasks it runs, see ``cto_harness.proc.Zygote``) in its own
+temp dir, then returns the run dir as a tar archive
 plus a manifest of file digests. The coordinator checks the archive against the manifest,
 unpacks it aside, runs ``verify`` on it and only then moves it into the job dir. Engine
 retries are off (``max_retries=0``): a lost worker or an archive that fails verification
@@ -29,9 +30,10 @@ from typing import Any
 
 from cto_harness.core import harness_home
 from cto_harness.evidence import verify_run
-from cto_harness.jobs._local import TrialTask, record_error_trial, run_trial_process
+from cto_harness.jobs._local import TRIAL_TARGET, TRIAL_WARM, TrialTask, record_error_trial, run_trial_in_zygote
 from cto_harness.jobs._plan import Trial
 from cto_harness.jobs._spec import AgentSpec
+from cto_harness.proc import SpawnError, Zygote, ZygoteLost
 
 QUARANTINE_DIR = "quarantine"
 POLL_S = 0.1
@@ -41,6 +43,26 @@ SCRATCH_ENV = "CTO_HARNESS_JOBS_SCRATCH"
 
 class RayUnavailableError(RuntimeError):
     """Ray is not installed (``pip install 'cto-harness[ray]'``)."""
+
+
+class _WorkerZygote:
+    """The zygote of this Ray worker process (Ray reuses a worker for many tasks)."""
+
+    zygote: Zygote | None = None
+
+
+def _worker_zygote(environ: dict[str, str]) -> Zygote:
+    current = _WorkerZygote.zygote
+    if current is not None and current.alive():
+        return current
+    if current is not None:
+        current.close(kill=True)
+    # Outside the per-trial scratch dirs (they are removed after each trial); one per worker process.
+    home = Path(tempfile.gettempdir()) / f"cto-harness-ray-zygote-{os.getpid()}"
+    home.mkdir(parents=True, exist_ok=True)
+    _WorkerZygote.zygote = Zygote.start(TRIAL_TARGET, warm=TRIAL_WARM, env=environ, cwd=home,
+                                        log_path=home / "zygote.log")
+    return _WorkerZygote.zygote
 
 
 def _ship_environ(task: TrialTask) -> dict[str, str]:
@@ -64,9 +86,14 @@ def run_remote_trial(payload: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
         task = TrialTask(trial=trial, run_dir=run_dir, agent=AgentSpec.model_validate(payload["agent"]),
                          environ=environ, log_dir=scratch / "logs")
         exit_code: int | None = None
-        # On ray.cancel the trial process gets SIGTERM and writes its interrupted report: ship that.
+        # On ray.cancel the trial gets SIGTERM and writes its interrupted report: ship that.
         with contextlib.suppress(KeyboardInterrupt):
-            exit_code = run_trial_process(task).exit_code
+            try:
+                exit_code = run_trial_in_zygote(_worker_zygote(environ), task).exit_code
+            except (ZygoteLost, SpawnError) as exc:
+                _WorkerZygote.zygote = None
+                if not run_dir.exists():
+                    record_error_trial(task, f"the worker's trial zygote failed: {exc}")
         if run_dir.is_dir() and not (run_dir / "report.json").exists():
             recover_run(run_dir, home=harness_home(environ))
         buffer = io.BytesIO()

@@ -50,6 +50,7 @@ from cto_harness.proc._bounded import (
     _SCAN_EPSILON_S,
     KILL_WAIT_S,
     TAG_ENV,
+    HarnessInterrupted,
     SpawnError,
     _children_files_work,
     _is_subreaper,
@@ -118,14 +119,20 @@ class _Lines:
         return message
 
     def next(self, deadline: float | None) -> dict[str, Any] | None:
-        """The next message; None at EOF. Raises TimeoutError at ``deadline``."""
+        """The next message; None at EOF. Raises TimeoutError at ``deadline``.
+
+        In the main thread the wait is cut into ``POLL_S`` slices, so an interrupt that is
+        only a pending Python exception (``ray.cancel``, ``PyErr_SetInterrupt``) lands too.
+        """
+        slice_s = _bounded.POLL_S if threading.current_thread() is threading.main_thread() else math.inf
         while not self.ready() and not self.eof:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if wait is not None and wait <= 0:
+            wait = math.inf if deadline is None else deadline - time.monotonic()
+            if wait <= 0:
                 raise TimeoutError
+            step = min(wait, slice_s)
             poller = select.poll()
             poller.register(self.fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-            if poller.poll(None if wait is None else math.ceil(wait * 1000)):
+            if poller.poll(None if math.isinf(step) else math.ceil(step * 1000)):
                 self.fill()
         return self.pop()
 
@@ -395,6 +402,9 @@ class Zygote:
             exited = self._answers.next(deadline)
             if exited is None or exited.get("event") != "exited":
                 raise ZygoteLost(self._lost_reason(), self._child)
+        except (KeyboardInterrupt, HarnessInterrupted):
+            self._interrupted(started, tag)
+            raise
         except (OSError, TimeoutError, ZygoteLost) as exc:
             stuck = isinstance(exc, TimeoutError)
             message = str(exc) if isinstance(exc, ZygoteLost) else self._lost_reason(stuck=stuck)
@@ -403,7 +413,8 @@ class Zygote:
                 _finish_orphan(int(started["pid"]), float(started["create_time"]), tag)
             raise ZygoteLost(message, self._child) from None
         finally:
-            self._child = None
+            with self._write:
+                self._child = None
         none = CapturedStream(path=stdout_path, bytes_total=0, bytes_kept=0, truncated=False)
         return ProcessResult(
             argv=tuple(args),
@@ -418,6 +429,25 @@ class Zygote:
             leftover_pids=tuple(exited["leftover_pids"]),
         )
 
+    def _interrupted(self, started: dict[str, Any] | None, tag: str | None) -> None:
+        """The caller was interrupted: SIGTERM the child and let it finish (bounded), else kill it.
+
+        The ``term`` goes down the same pipe after the request, so it reaches the child even
+        when the zygote has not forked it yet.
+        """
+        with self._write, contextlib.suppress(OSError, ValueError):
+            _send(self._requests.fileno(), {"op": "term"})
+        limit = time.monotonic() + LOST_CHILD_WAIT_S
+        with contextlib.suppress(TimeoutError, OSError, ValueError):
+            while (message := self._answers.next(limit)) is not None:
+                if message.get("event") == "started":
+                    started = message
+                elif message.get("event") in ("exited", "error"):
+                    return
+        self.close(kill=True)
+        if started is not None and started.get("event") == "started":
+            _finish_orphan(int(started["pid"]), float(started["create_time"]), tag)
+
     def _lost_reason(self, *, stuck: bool = False) -> str:
         if stuck:
             return f"the zygote (pid {self.pid}) stopped answering; killed"
@@ -427,10 +457,11 @@ class Zygote:
 
     def terminate(self) -> bool:
         """Ask the zygote to SIGTERM the running child (from any thread); False if none runs."""
-        if self._child is None:
-            return False
-        with self._write, contextlib.suppress(OSError):
-            _send(self._requests.fileno(), {"op": "term"})
+        with self._write:
+            if self._child is None:
+                return False
+            with contextlib.suppress(OSError, ValueError):
+                _send(self._requests.fileno(), {"op": "term"})
         return True
 
     def close(self, *, kill: bool = False) -> None:
