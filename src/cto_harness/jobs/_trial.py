@@ -31,6 +31,9 @@ def _die_with_parent(parent_pid: int) -> bool:
 
 def preload() -> None:
     """Import what a trial will need (the zygote calls this once, before it forks trials)."""
+    import cryptography.hazmat.primitives.asymmetric.ed25519  # the report's signer
+    import cryptography.hazmat.primitives.serialization  # noqa: F401
+
     from cto_harness.core import ConfigError  # noqa: F401
     from cto_harness.evidence import Report, verify_run  # noqa: F401
     from cto_harness.fixtures import UnknownFixtureError, load_fixture  # noqa: F401
