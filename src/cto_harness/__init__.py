@@ -11,8 +11,9 @@ The curated public API. Names are imported on first use (a module ``__getattr__`
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cto_harness._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -81,14 +82,4 @@ if TYPE_CHECKING:
     from cto_harness.selfcheck import certify, run_health
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cto_harness' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

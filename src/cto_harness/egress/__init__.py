@@ -4,9 +4,9 @@
 endpoint never needs them.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from cto_harness._lazy import lazy_exports
 from cto_harness.egress._endpoint import FORWARDER_PORT, Endpoint, EndpointError, redact_url
 from cto_harness.egress._ledger import KEEP_BODIES_ENV, LEDGER_NAME, Ledger
 from cto_harness.egress._policy import BudgetError, Budgets, Policy, cost_usd, price_for
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from cto_harness.egress._proxy import EgressProxy
     from cto_harness.egress._usage import CallUsage, parse_usage, request_info
 
-_LAZY = {"EgressProxy": "_proxy", "CallUsage": "_usage", "parse_usage": "_usage", "request_info": "_usage"}
+_LAZY = {"EgressProxy": "cto_harness.egress._proxy", "CallUsage": "cto_harness.egress._usage",
+         "parse_usage": "cto_harness.egress._usage", "request_info": "cto_harness.egress._usage"}
 
 __all__ = [
     "FORWARDER",
@@ -44,9 +45,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'cto_harness.egress' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"cto_harness.egress.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

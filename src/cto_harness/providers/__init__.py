@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from cto_harness._lazy import lazy_exports
 from cto_harness.providers._protocol import (
     Blocked,
     FailureClass,
@@ -34,18 +35,7 @@ _LAZY: dict[str, str] = {
 """Imported on first use (PEP 562): the client adapters' helpers pull in supply_chain."""
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 _REGISTRY: dict[str, str] = {

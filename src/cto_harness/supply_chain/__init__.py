@@ -7,8 +7,9 @@ binary into a content-addressed read-only store after it self-identifies. At run
 ``resolve_provider_executable`` returns only admitted, re-hashed bytes or a ``Blocked``.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cto_harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from cto_harness.evidence import sha256_file
@@ -179,18 +180,7 @@ _LAZY: dict[str, str] = {
 package costs nothing until a name is used."""
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "ALLOW_UNADMITTED_ENV",
