@@ -448,6 +448,20 @@ class _Tree:
                 return
             _wait_for_an_exit([proc.pid for proc in alive], min(POLL_S, remaining))
 
+    def survivors(self, *, subtree: bool = False) -> dict[int, psutil.Process]:
+        """What of the tree is still alive after its root exited cleanly: the leftovers.
+
+        A sandbox's pid 1 outlives its bwrap by a moment (--die-with-parent is killing it):
+        among our own descendants, what is already dying gets ``SETTLE_S`` to go (woken by
+        its pidfd; only a real leftover pays it) before the full scans of ``terminate``.
+        Only what is still alive, or new, is a leftover.
+        """
+        found = self.snapshot(subtree=subtree)
+        if found and subtree:
+            _settle(found, SETTLE_S)
+            found = self.snapshot(subtree=True)
+        return found
+
     def terminate(self, grace_s: float) -> None:
         """SIGTERM everything, wait ``grace_s``, then SIGKILL whatever is (newly) alive."""
         procs = self.snapshot()
@@ -759,14 +773,7 @@ class _Run:
         return False, None
 
     def _kill_leftovers(self, *, subtree: bool = False) -> None:
-        found = self.tree.snapshot(subtree=subtree)
-        if found and subtree:
-            # A sandbox's pid 1 outlives its bwrap by a moment (--die-with-parent is killing
-            # it): let what is already dying go (woken by its pidfd; SETTLE_S at most, which
-            # only a real leftover pays) before the full scans of ``terminate``. Only what is
-            # still alive, or new, is a leftover.
-            _settle(found, SETTLE_S)
-            found = self.tree.snapshot(subtree=True)
+        found = self.tree.survivors(subtree=subtree)
         if found:
             self.leftovers.extend(pid for pid in found if pid not in self.leftovers)
             self._terminate()

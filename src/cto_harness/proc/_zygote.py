@@ -196,7 +196,7 @@ def _serve_one(target: Callable[..., Any], spec: str, request: dict[str, Any], l
     if timed_out:
         tree.terminate(_bounded.TERM_GRACE_S)
     else:
-        found = tree.snapshot(subtree=_is_subreaper() and _children_files_work())
+        found = tree.survivors(subtree=_is_subreaper() and _children_files_work())
         leftovers = [p for p in found if p != pid]
         if found:
             tree.terminate(_bounded.TERM_GRACE_S)
