@@ -246,11 +246,11 @@ class _Pack:
 
 
 def write_store(objects_dir: Path, files: list[TreeFile], identity: Mapping[str, str], message: str,
-                when: int) -> tuple[str, Path, Path]:
-    """Write one pack holding the small blobs of ``files`` and their trees, and a loose commit.
+                when: int) -> str:
+    """Write one pack (and its ``.idx``) holding the small blobs of ``files`` and their trees, and a loose commit.
 
     Returns:
-        The commit id, the pack and its ``.idx``.
+        The commit id.
     """
     trees = _trees(files)
     blobs: dict[bytes, bytes] = {}
@@ -283,7 +283,7 @@ def write_store(objects_dir: Path, files: list[TreeFile], identity: Mapping[str,
         os.chmod(path, 0o444)
     # Loose, as git commit-tree writes it: readers of the agent's store that do not run git find it.
     store_loose_object(objects_dir, b"commit", commit)
-    return commit_oid.hex(), pack_path, idx_path
+    return commit_oid.hex()
 
 
 def _trees(files: list[TreeFile]) -> list[tuple[bytes, bytes]]:

@@ -174,15 +174,10 @@ def init_baseline(workspace: Path, baseline_git: Path) -> Baseline:
         shutil.rmtree(baseline_git)
         return _git_baseline(workspace, baseline_git)
     init_repo(workspace / ".git", bare=False)
-    commit, pack, idx = write_store(baseline_git / "objects", files, GIT_IDENTITY, BASELINE_MESSAGE, BASELINE_TIME)
+    commit = write_store(baseline_git / "objects", files, GIT_IDENTITY, BASELINE_MESSAGE, BASELINE_TIME)
     _write_ref(baseline_git, commit)
     dot_git = workspace / ".git"
-    loose = {commit, *(entry.oid.hex() for entry in files if entry.data is None)}
-    for rel in [f"pack/{pack.name}", f"pack/{idx.name}", *(f"{oid[:2]}/{oid[2:]}" for oid in sorted(loose))]:
-        target = dot_git / "objects" / rel
-        target.parent.mkdir(exist_ok=True)
-        shutil.copyfile(baseline_git / "objects" / rel, target)
-        os.chmod(target, 0o444)
+    _copy_objects(baseline_git, dot_git)
     _write_ref(dot_git, commit)
     write_index(dot_git / "index", files)
     entries = {entry.rel: _stat_key(entry.st) for entry in files}
@@ -220,6 +215,14 @@ def _write_ref(git_dir: Path, commit: str) -> None:
 def _clone_into_workspace(workspace: Path, baseline_git: Path, commit: str) -> None:
     """``workspace/.git``: a plain repository holding a copy of the baseline's objects and index."""
     dot_git = workspace / ".git"
+    _copy_objects(baseline_git, dot_git)
+    _write_ref(dot_git, commit)
+    # copy2 keeps the index's mtime, so git's racy-entry check in the workspace stays sound.
+    shutil.copy2(baseline_git / HARNESS_INDEX, dot_git / "index")
+
+
+def _copy_objects(baseline_git: Path, dot_git: Path) -> None:
+    """A read-only byte copy of every object of ``baseline_git`` (never a link: see the module doc)."""
     source = baseline_git / "objects"
     for dirpath, _, filenames in os.walk(source):
         rel = Path(dirpath).relative_to(source)
@@ -231,9 +234,6 @@ def _clone_into_workspace(workspace: Path, baseline_git: Path, commit: str) -> N
             target = target_dir / name
             shutil.copyfile(Path(dirpath) / name, target)
             os.chmod(target, 0o444)
-    _write_ref(dot_git, commit)
-    # copy2 keeps the index's mtime, so git's racy-entry check in the workspace stays sound.
-    shutil.copy2(baseline_git / HARNESS_INDEX, dot_git / "index")
 
 
 def take_snapshot(workspace: Path, marker: Path) -> StatSnapshot | None:
