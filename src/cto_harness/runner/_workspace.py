@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cto_harness.fixtures import StatKey, stat_key
 from cto_harness.proc import Captured, git_config_args, run_captured
 from cto_harness.proc import git_env as proc_git_env
 from cto_harness.runner._gitpack import init_repo, scan, write_index, write_store
@@ -133,14 +134,6 @@ def git(args: Sequence[str], *, cwd: Path, git_dir: Path | None = None, work_tre
     return completed
 
 
-StatKey = tuple[int, int, int, int, int, int]
-"""(inode, device, mode, size, mtime_ns, ctime_ns) of one lstat."""
-
-
-def _stat_key(st: os.stat_result) -> StatKey:
-    return (st.st_ino, st.st_dev, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
 @dataclass(frozen=True)
 class StatSnapshot:
     """The workspace as it was when the baseline was taken, for the stat short-cut."""
@@ -152,7 +145,7 @@ class StatSnapshot:
 
     def trusted(self, rel: str, st: os.stat_result) -> bool:
         recorded = self.entries.get(rel)
-        return recorded is not None and recorded[5] < self.marker_ctime_ns and recorded == _stat_key(st)
+        return recorded is not None and recorded[5] < self.marker_ctime_ns and recorded == stat_key(st)
 
 
 @dataclass(frozen=True)
@@ -180,7 +173,7 @@ def init_baseline(workspace: Path, baseline_git: Path) -> Baseline:
     _copy_objects(baseline_git, dot_git)
     _write_ref(dot_git, commit)
     write_index(dot_git / "index", files)
-    entries = {entry.rel: _stat_key(entry.st) for entry in files}
+    entries = {entry.rel: stat_key(entry.st) for entry in files}
     return Baseline(commit=commit, snapshot=_seal(entries, workspace, baseline_git / STAT_MARKER))
 
 
@@ -241,7 +234,7 @@ def take_snapshot(workspace: Path, marker: Path) -> StatSnapshot | None:
     entries: dict[str, StatKey] = {}
     for rel, st in _walk(workspace, ()):
         if st is not None and (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
-            entries[rel] = _stat_key(st)
+            entries[rel] = stat_key(st)
     return _seal(entries, workspace, marker)
 
 
@@ -312,7 +305,7 @@ def vouched_digests(baseline: Baseline, copied: Mapping[str, tuple[os.stat_resul
     if snapshot is None or not copied:
         return None
     table = {os.fsencode(rel): sha for rel, (st, sha) in copied.items()
-             if snapshot.entries.get(rel) == _stat_key(st)}
+             if snapshot.entries.get(rel) == stat_key(st)}
 
     def known(rel: bytes, st: os.stat_result) -> str | None:
         sha = table.get(rel)
