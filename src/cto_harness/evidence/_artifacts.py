@@ -36,6 +36,8 @@ MAX_LISTED = 500
 """A top-level directory with more entries than this is summarised, not listed file by file."""
 MAX_SKIPPED_LISTED = 200
 """Skipped entries named in the report; the count of the rest is given."""
+VOUCHABLE = frozenset({"workspace", "workspace/.git"})
+"""Trees where the harness's ``known`` digests may stand in for reading a file."""
 HARNESS_GIT_STORES = frozenset({"baseline.git"})
 """Stores only the harness writes: their objects are checked by git, not re-hashed."""
 
@@ -59,8 +61,10 @@ def sha256_file(path: Path) -> str:
 def collect_artifacts(run_dir: Path, budget: Budget | None = None, known: KnownDigest | None = None) -> ArtifactScan:
     """List and hash ``run_dir`` within ``budget`` (see the module docstring).
 
-    ``known`` vouches for files of ``workspace/`` by their lstat (rel below ``workspace/``):
-    the run's harness knows what it copied there and that the agent left it untouched.
+    ``known`` vouches for files of ``workspace/`` (``workspace/.git`` included) by their
+    lstat, given their path below ``run_dir``: the run's harness knows what it copied
+    there and that the agent left it untouched. Such a file is not read, but counts against
+    the byte budget as if it were, so ``verify``'s full re-hash lists the same set.
     """
     walker = Walker(budget)
     scan = ArtifactScan(artifacts={})
@@ -91,7 +95,7 @@ def collect_artifacts(run_dir: Path, budget: Budget | None = None, known: KnownD
         entries = [Entry(rel=prefix + e.rel, kind=e.kind, size=e.size, sha256=e.sha256, target=e.target,
                          skipped=e.skipped)
                    for e in walker.walk(root, skip=inner_skip, no_content_under=no_content,
-                                        known=known if name == "workspace" else None)]
+                                        known=_below(known, prefix) if name in VOUCHABLE else None)]
         summary = _summary(entries, prefix, kind="git" if git else "tree")
         if git:
             commit, tree = rev_parse(root) if name in HARNESS_GIT_STORES else read_head_nogit(root)
@@ -100,6 +104,13 @@ def collect_artifacts(run_dir: Path, budget: Budget | None = None, known: KnownD
         _note_skipped(scan, entries)
     scan.artifacts = dict(sorted(scan.artifacts.items()))
     return scan
+
+
+def _below(known: KnownDigest | None, prefix: bytes) -> KnownDigest | None:
+    """``known`` (paths below the run dir) for a walk rooted at ``prefix``."""
+    if known is None:
+        return None
+    return lambda rel, st: known(prefix + rel, st)
 
 
 def _artifact(entry: Entry) -> Artifact:

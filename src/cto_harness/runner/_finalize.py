@@ -71,7 +71,8 @@ class RunState:
     harness_home: Path | None = None
     """Where the evidence signing key lives (None: from the process environment)."""
     known_digest: Callable[[bytes, os.stat_result], str | None] | None = None
-    """Workspace files the harness can vouch for by their stat (``runner._workspace.vouched_digests``)."""
+    """Files of ``workspace/`` (and its ``.git``) the harness can vouch for by their stat, by path below the run
+    dir (``runner._workspace.vouched_digests``)."""
 
     def decide(self, verdict: str, failure_class: str | None, *reasons: str) -> None:
         """Set the verdict once; the first decision stands (a later stage cannot overturn it).

@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 KEEP_BYTES = 256 * 1024
 """Files up to this size are read once and kept in memory until the pack is written."""
@@ -52,13 +53,28 @@ class TreeFile:
     oid: bytes
     data: bytes | None
     """The content when small (or a link target); None: stored as a loose object during the scan."""
+    object_sha256: str | None = None
+    """SHA-256 of the loose object file's bytes, when it was hashed or taken from a ``LooseSource``."""
+    reused: bool = False
+    """The loose object came from a ``LooseSource`` (the file itself was not read)."""
 
 
-def scan(work_tree: Path, objects_dir: Path) -> list[TreeFile] | None:
+class LooseSource(Protocol):
+    """Where a large file's loose object may already exist (``runner._blobcache``)."""
+
+    def place(self, rel: str, st: os.stat_result, objects_dir: Path) -> tuple[bytes, str] | None:
+        """Put the loose object of the file at ``rel`` (lstat ``st``) into ``objects_dir``; (id, object SHA-256)."""
+
+    def wants(self, rel: str, st: os.stat_result) -> bool:
+        """Hash the loose object written for this file (SHA-256), so that it can be kept."""
+
+
+def scan(work_tree: Path, objects_dir: Path, source: LooseSource | None = None) -> list[TreeFile] | None:
     """Read and hash every file and symlink below ``work_tree`` (its top-level ``.git`` aside).
 
     Files above ``KEEP_BYTES`` are stored as loose objects in ``objects_dir`` as they are
-    read (one read, no pack offsets to fix); smaller ones are kept for ``write_store``.
+    read (one read, no pack offsets to fix), or copied from ``source`` without reading the
+    file; smaller ones are kept for ``write_store``.
     Returns None when the tree holds anything this module leaves to git (see the module doc).
     """
     files: list[TreeFile] = []
@@ -82,7 +98,7 @@ def scan(work_tree: Path, objects_dir: Path) -> list[TreeFile] | None:
                 target = os.fsencode(os.readlink(child.path))
                 files.append(TreeFile(rel, child.path, 0o120000, st, _oid(b"blob", target), target))
             elif stat.S_ISREG(st.st_mode):
-                entry = _read_file(child.path, rel, st, objects_dir)
+                entry = _read_file(child.path, rel, st, objects_dir, source)
                 if entry is None:
                     return None
                 files.append(entry)
@@ -100,8 +116,13 @@ def _special_name(name: str) -> bool:
             or "\\" in name or ":" in name)
 
 
-def _read_file(path: str, rel: str, st: os.stat_result, objects_dir: Path) -> TreeFile | None:
+def _read_file(path: str, rel: str, st: os.stat_result, objects_dir: Path,
+               source: LooseSource | None = None) -> TreeFile | None:
     mode = 0o100755 if st.st_mode & stat.S_IXUSR else 0o100644
+    if source is not None and st.st_size > KEEP_BYTES:
+        placed = source.place(rel, st, objects_dir)
+        if placed is not None:
+            return TreeFile(rel, path, mode, st, placed[0], None, placed[1], reused=True)
     fd = os.open(path, _FILE_FLAGS)
     try:
         if _changed(os.fstat(fd), st):
@@ -111,21 +132,38 @@ def _read_file(path: str, rel: str, st: os.stat_result, objects_dir: Path) -> Tr
             if data is None:
                 return None
             return TreeFile(rel, path, mode, st, _oid(b"blob", data), data)
-        oid = _store_loose(fd, st.st_size, objects_dir)
-        return None if oid is None else TreeFile(rel, path, mode, st, oid, None)
+        object_sha = hashlib.sha256() if source is not None and source.wants(rel, st) else None
+        oid = _store_loose(fd, st.st_size, objects_dir, object_sha)
+        if oid is None:
+            return None
+        return TreeFile(rel, path, mode, st, oid, None, object_sha.hexdigest() if object_sha is not None else None)
     finally:
         os.close(fd)
 
 
-def _store_loose(fd: int, size: int, objects_dir: Path) -> bytes | None:
-    """Stream ``size`` bytes of ``fd`` into a loose blob (zlib stored blocks); None if the size was wrong."""
+def loose_prefix(size: int) -> bytes:
+    """The first bytes of the loose blob ``_store_loose`` writes for ``size`` bytes of content."""
+    return b"\x78\x01" + _stored(b"blob %d\0" % size)
+
+
+def _store_loose(fd: int, size: int, objects_dir: Path, object_sha: hashlib._Hash | None = None) -> bytes | None:
+    """Stream ``size`` bytes of ``fd`` into a loose blob (zlib stored blocks); None if the size was wrong.
+
+    With ``object_sha``, every byte written to the object file also goes through it.
+    """
     header = b"blob %d\0" % size
     digest = hashlib.sha1(header, usedforsecurity=False)
     adler = zlib.adler32(header)
     scratch = objects_dir / f"tmp_obj_{os.getpid()}_{fd}"
     out = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+
+    def put(data: bytes) -> None:
+        if object_sha is not None:
+            object_sha.update(data)
+        _write_all(out, data)
+
     try:
-        _write_all(out, b"\x78\x01" + _stored(header))
+        put(loose_prefix(size))
         left = size
         while left > 0:
             chunk = os.read(fd, min(left, _CHUNK))
@@ -133,17 +171,17 @@ def _store_loose(fd: int, size: int, objects_dir: Path) -> bytes | None:
                 return None
             digest.update(chunk)
             adler = zlib.adler32(chunk, adler)
-            _write_all(out, _stored(chunk))
+            put(_stored(chunk))
             left -= len(chunk)
         if os.read(fd, 1):
             return None
-        _write_all(out, _STORED_END + struct.pack(">I", adler))
+        put(_STORED_END + struct.pack(">I", adler))
     except BaseException:
         os.close(out)
         scratch.unlink(missing_ok=True)
         raise
     os.close(out)
-    return _settle(scratch, objects_dir, digest.digest())
+    return settle(scratch, objects_dir, digest.digest())
 
 
 def store_loose_object(objects_dir: Path, kind: bytes, data: bytes) -> bytes:
@@ -153,10 +191,11 @@ def store_loose_object(objects_dir: Path, kind: bytes, data: bytes) -> bytes:
     with open(scratch, "xb") as handle:
         handle.write(b"\x78\x01" + _stored(raw) + _STORED_END + struct.pack(">I", zlib.adler32(raw)))
     os.chmod(scratch, 0o444)
-    return _settle(scratch, objects_dir, hashlib.sha1(raw, usedforsecurity=False).digest())
+    return settle(scratch, objects_dir, hashlib.sha1(raw, usedforsecurity=False).digest())
 
 
-def _settle(scratch: Path, objects_dir: Path, oid: bytes) -> bytes:
+def settle(scratch: Path, objects_dir: Path, oid: bytes) -> bytes:
+    """Move a finished object file to its place by id (keep the one already there)."""
     target = objects_dir / oid[:1].hex() / oid[1:].hex()
     target.parent.mkdir(exist_ok=True)
     if target.exists():

@@ -269,7 +269,8 @@ def _prepare_workspace(ctx: RunContext, state: RunState, events: EventLog) -> Ba
         state.decide("blocked", "fixture-invalid", f"fixture invalid: {exc}")
         return None
     t1 = time.monotonic()
-    baseline = init_baseline(ctx.workspace, state.run_dir / "baseline.git")
+    baseline = init_baseline(ctx.workspace, state.run_dir / "baseline.git", copied=copied,
+                             cache_dir=ctx.harness_home / "cache")
     state.known_digest = vouched_digests(baseline, copied)
     events.emit("workspace_ready", baseline=baseline.commit, files=len(files),
                 copy_s=round(t1 - t0, 6), baseline_s=round(time.monotonic() - t1, 6))

@@ -32,13 +32,16 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cto_harness.fixtures import StatKey, stat_key
+from cto_harness.fixtures import StatKey, copy_fd, stat_key
 from cto_harness.proc import Captured, git_config_args, run_captured
 from cto_harness.proc import git_env as proc_git_env
+from cto_harness.runner._blobcache import DIR_NAME as BLOB_CACHE_DIR
+from cto_harness.runner._blobcache import BlobCache
 from cto_harness.runner._gitpack import init_repo, scan, write_index, write_store
 
 GIT_IDENTITY = {
@@ -154,15 +157,26 @@ class Baseline:
     """The harness's baseline commit in ``baseline.git``."""
     snapshot: StatSnapshot | None = field(default=None, compare=False)
     """None: hash every file when computing the change set."""
+    git_objects: dict[str, tuple[StatKey, str]] = field(default_factory=dict, compare=False)
+    """Loose objects the harness copied into ``workspace/.git`` (path below it) whose SHA-256 it knows,
+    with the copy's lstat; trusted under the snapshot's marker rule (see ``vouched_digests``)."""
 
 
-def init_baseline(workspace: Path, baseline_git: Path) -> Baseline:
-    """Commit the fixture copy once in ``baseline_git`` and give the workspace the same repository."""
+def init_baseline(workspace: Path, baseline_git: Path, *,
+                  copied: Mapping[str, tuple[os.stat_result, str]] | None = None,
+                  cache_dir: Path | None = None) -> Baseline:
+    """Commit the fixture copy once in ``baseline_git`` and give the workspace the same repository.
+
+    ``copied`` (from ``copy_repo(digests=)``) and ``cache_dir`` (``<harness home>/cache``)
+    let a large file's loose object come from an earlier run of the same content
+    (``_blobcache``) instead of being hashed and written again.
+    """
     workspace, baseline_git = workspace.absolute(), baseline_git.absolute()
     if baseline_git.exists() or (workspace / ".git").exists():
         return _git_baseline(workspace, baseline_git)
     init_repo(baseline_git, bare=True)
-    files = scan(workspace, baseline_git / "objects")
+    cache = BlobCache(cache_dir / BLOB_CACHE_DIR, copied) if cache_dir is not None and copied else None
+    files = scan(workspace, baseline_git / "objects", cache)
     if files is None:
         shutil.rmtree(baseline_git)
         return _git_baseline(workspace, baseline_git)
@@ -170,11 +184,20 @@ def init_baseline(workspace: Path, baseline_git: Path) -> Baseline:
     commit = write_store(baseline_git / "objects", files, GIT_IDENTITY, BASELINE_MESSAGE, BASELINE_TIME)
     _write_ref(baseline_git, commit)
     dot_git = workspace / ".git"
-    _copy_objects(baseline_git, dot_git)
+    copies = _copy_objects(baseline_git, dot_git)
     _write_ref(dot_git, commit)
     write_index(dot_git / "index", files)
+    if cache is not None:
+        cache.keep(files, baseline_git / "objects")
     entries = {entry.rel: stat_key(entry.st) for entry in files}
-    return Baseline(commit=commit, snapshot=_seal(entries, workspace, baseline_git / STAT_MARKER))
+    git_objects: dict[str, tuple[StatKey, str]] = {}
+    for entry in files:
+        name = f"objects/{entry.oid[:1].hex()}/{entry.oid[1:].hex()}"
+        if entry.object_sha256 is not None and name in copies:
+            git_objects[name] = (stat_key(copies[name]), entry.object_sha256)
+    newest = max((key[5] for key in (*entries.values(), *(k for k, _ in git_objects.values()))), default=0)
+    return Baseline(commit=commit, snapshot=_seal(entries, workspace, baseline_git / STAT_MARKER, newest),
+                    git_objects=git_objects)
 
 
 def _git_baseline(workspace: Path, baseline_git: Path) -> Baseline:
@@ -214,9 +237,13 @@ def _clone_into_workspace(workspace: Path, baseline_git: Path, commit: str) -> N
     shutil.copy2(baseline_git / HARNESS_INDEX, dot_git / "index")
 
 
-def _copy_objects(baseline_git: Path, dot_git: Path) -> None:
-    """A read-only byte copy of every object of ``baseline_git`` (never a link: see the module doc)."""
+def _copy_objects(baseline_git: Path, dot_git: Path) -> dict[str, os.stat_result]:
+    """A read-only byte copy of every object of ``baseline_git`` (never a link: see the module doc).
+
+    Returns each copy's stat after writing, by its posix path below ``dot_git``.
+    """
     source = baseline_git / "objects"
+    copies: dict[str, os.stat_result] = {}
     for dirpath, _, filenames in os.walk(source):
         rel = Path(dirpath).relative_to(source)
         if rel.parts[:1] == ("info",):
@@ -224,9 +251,20 @@ def _copy_objects(baseline_git: Path, dot_git: Path) -> None:
         target_dir = dot_git / "objects" / rel
         target_dir.mkdir(parents=True, exist_ok=True)
         for name in filenames:
-            target = target_dir / name
-            shutil.copyfile(Path(dirpath) / name, target)
-            os.chmod(target, 0o444)
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                out = os.open(target_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                              0o444)
+                try:
+                    size = os.fstat(fd).st_size
+                    if copy_fd(fd, out, size) != size:
+                        raise WorkspaceError(f"{dirpath}/{name}: changed while it was copied")
+                    copies[(Path("objects") / rel / name).as_posix()] = os.fstat(out)
+                finally:
+                    os.close(out)
+            finally:
+                os.close(fd)
+    return copies
 
 
 def take_snapshot(workspace: Path, marker: Path) -> StatSnapshot | None:
@@ -238,11 +276,29 @@ def take_snapshot(workspace: Path, marker: Path) -> StatSnapshot | None:
     return _seal(entries, workspace, marker)
 
 
-def _seal(entries: dict[str, StatKey], workspace: Path, marker: Path) -> StatSnapshot | None:
-    """Write the marker after ``entries`` were read: only ctimes older than its own are trusted."""
-    with open(marker, "wb") as handle:
+MARKER_WAIT_S = 0.05
+"""How long ``_seal`` waits for the filesystem clock to pass the newest recorded ctime."""
+
+
+def _seal(entries: dict[str, StatKey], workspace: Path, marker: Path, newest_ns: int | None = None
+          ) -> StatSnapshot | None:
+    """Write the marker after ``entries`` were read: only ctimes older than its own are trusted.
+
+    Files written in the same clock tick as the marker would not be trusted (racy), so the
+    marker is written again until its ctime passes ``newest_ns`` (default: the newest in
+    ``entries``), for at most ``MARKER_WAIT_S``. A rewrite after an ``fstat`` gets a
+    fine-grained ctime on kernels with multigrain timestamps; elsewhere it waits for the tick.
+    """
+    newest = max((key[5] for key in entries.values()), default=0) if newest_ns is None else newest_ns
+    deadline = time.monotonic() + MARKER_WAIT_S
+    with open(marker, "wb", buffering=0) as handle:
         handle.write(b"entries with a ctime before this file's may be trusted by their stat\n")
-    marker_st = os.stat(marker)
+        marker_st = os.fstat(handle.fileno())
+        while marker_st.st_ctime_ns <= newest and time.monotonic() < deadline:
+            handle.write(b".")
+            marker_st = os.fstat(handle.fileno())
+            if marker_st.st_ctime_ns <= newest:
+                time.sleep(0.001)
     if marker_st.st_dev != os.stat(workspace).st_dev:
         return None  # another filesystem (and maybe another clock): hash everything
     return StatSnapshot(entries=entries, marker_ctime_ns=marker_st.st_ctime_ns)
@@ -295,19 +351,32 @@ def _walk(workspace: Path, exclude: tuple[str, ...],
 
 def vouched_digests(baseline: Baseline, copied: Mapping[str, tuple[os.stat_result, str]]
                     ) -> Callable[[bytes, os.stat_result], str | None] | None:
-    """SHA-256 of workspace files by their lstat: the fixture's digest, for a copy the agent left untouched.
+    """SHA-256 of run dir files by their lstat, for copies the harness made and the agent left untouched.
 
+    Paths are relative to the run dir: ``workspace/<file>`` and ``workspace/.git/objects/<id>``.
     ``copied`` comes from ``copy_repo(..., digests=)`` (the copy's stat right after writing
     and the fixture digest's hash of the bytes written). A file counts only while the stat
-    snapshot trusts it and the snapshot recorded exactly the copy's stat.
+    snapshot trusts it and the snapshot recorded exactly the copy's stat. A loose object in
+    ``workspace/.git`` counts under the same rule: the stat recorded after the harness wrote
+    it, older than the marker, and unchanged.
     """
     snapshot = baseline.snapshot
-    if snapshot is None or not copied:
+    if snapshot is None or not (copied or baseline.git_objects):
         return None
     table = {os.fsencode(rel): sha for rel, (st, sha) in copied.items()
              if snapshot.entries.get(rel) == stat_key(st)}
+    objects = {os.fsencode(rel): value for rel, value in baseline.git_objects.items()}
+    marker = snapshot.marker_ctime_ns
 
-    def known(rel: bytes, st: os.stat_result) -> str | None:
+    def known(path: bytes, st: os.stat_result) -> str | None:
+        if path.startswith(b"workspace/.git/"):
+            recorded = objects.get(path[len(b"workspace/.git/"):])
+            if recorded is not None and recorded[0][5] < marker and recorded[0] == stat_key(st):
+                return recorded[1]
+            return None
+        if not path.startswith(b"workspace/"):
+            return None
+        rel = path[len(b"workspace/"):]
         sha = table.get(rel)
         return sha if sha is not None and snapshot.trusted(os.fsdecode(rel), st) else None
 
