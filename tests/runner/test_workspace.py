@@ -277,6 +277,27 @@ def test_the_in_process_baseline_is_the_one_git_builds(tmp_path: Path) -> None:
     _git("commit", "-q", "--allow-empty", "-m", "the agent can commit on top", cwd=ours)
 
 
+def test_the_change_sets_index_is_the_one_read_tree_writes(tmp_path: Path) -> None:
+    """Kept in memory instead of spawning ``git read-tree``: same entries, and no stat data git could trust."""
+    workspace = tmp_path / "workspace"
+    _tricky_tree(workspace)
+    baseline = init_baseline(workspace, tmp_path / "baseline.git")
+    assert baseline.tree_index is not None
+    ours, theirs = tmp_path / "ours.index", tmp_path / "theirs.index"
+    ours.write_bytes(baseline.tree_index)
+    env = {**git_env(), "GIT_INDEX_FILE": str(theirs)}
+    subprocess.run(["git", f"--git-dir={tmp_path / 'baseline.git'}", "read-tree", baseline.commit], env=env,
+                   check=True)
+
+    def listing(index: Path) -> str:
+        return subprocess.run(["git", f"--git-dir={tmp_path / 'baseline.git'}", "ls-files", "--stage", "--debug"],
+                              env={**git_env(), "GIT_INDEX_FILE": str(index)}, check=True, capture_output=True,
+                              text=True).stdout
+
+    assert listing(ours) == listing(theirs)
+    assert "ctime: 0:0" in listing(ours) and "size: 0" in listing(ours)
+
+
 @pytest.mark.parametrize("planted", [".gitattributes", "sub/.git"])
 def test_trees_git_must_interpret_take_the_git_path(planted: str, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:

@@ -396,15 +396,26 @@ def init_repo(git_dir: Path, *, bare: bool) -> None:
 
 def write_index(path: Path, files: list[TreeFile]) -> None:
     """A version 2 index of ``files`` with their stat data, so git in the work tree sees it clean."""
+    with open(path, "wb") as handle:
+        handle.write(index_bytes(files))
+
+
+def index_bytes(files: list[TreeFile], *, stat_data: bool = True) -> bytes:
+    """A version 2 index of ``files``; without ``stat_data``, every stat field is 0 (what ``git read-tree`` writes).
+
+    A stat-less entry never matches a file's stat, so ``git add`` hashes every path it is given.
+    """
     parts = [b"DIRC", struct.pack(">II", 2, len(files))]
     for entry in sorted(files, key=lambda e: os.fsencode(e.rel)):
         st, name = entry.st, os.fsencode(entry.rel)
-        head = struct.pack(
-            ">10I", (st.st_ctime_ns // 10**9) & _M32, st.st_ctime_ns % 10**9, (st.st_mtime_ns // 10**9) & _M32,
-            st.st_mtime_ns % 10**9, st.st_dev & _M32, st.st_ino & _M32, entry.mode, st.st_uid & _M32,
-            st.st_gid & _M32, st.st_size & _M32)
+        if stat_data:
+            head = struct.pack(
+                ">10I", (st.st_ctime_ns // 10**9) & _M32, st.st_ctime_ns % 10**9, (st.st_mtime_ns // 10**9) & _M32,
+                st.st_mtime_ns % 10**9, st.st_dev & _M32, st.st_ino & _M32, entry.mode, st.st_uid & _M32,
+                st.st_gid & _M32, st.st_size & _M32)
+        else:
+            head = struct.pack(">10I", 0, 0, 0, 0, 0, 0, entry.mode, 0, 0, 0)
         record = head + entry.oid + struct.pack(">H", min(len(name), 0xFFF)) + name
         parts.append(record + b"\0" * (8 - len(record) % 8))
     body = b"".join(parts)
-    with open(path, "wb") as handle:
-        handle.write(body + hashlib.sha1(body, usedforsecurity=False).digest())
+    return body + hashlib.sha1(body, usedforsecurity=False).digest()

@@ -42,7 +42,7 @@ from cto_harness.proc import Captured, git_config_args, run_captured
 from cto_harness.proc import git_env as proc_git_env
 from cto_harness.runner._blobcache import DIR_NAME as BLOB_CACHE_DIR
 from cto_harness.runner._blobcache import BlobCache
-from cto_harness.runner._gitpack import init_repo, scan, write_index, write_store
+from cto_harness.runner._gitpack import index_bytes, init_repo, scan, write_index, write_store
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "cto-harness",
@@ -160,6 +160,9 @@ class Baseline:
     git_objects: dict[str, tuple[StatKey, str]] = field(default_factory=dict, compare=False)
     """Loose objects the harness copied into ``workspace/.git`` (path below it) whose SHA-256 it knows,
     with the copy's lstat; trusted under the snapshot's marker rule (see ``vouched_digests``)."""
+    tree_index: bytes | None = field(default=None, compare=False, repr=False)
+    """The baseline tree as a stat-less index (what ``git read-tree`` writes), kept in memory
+    for the change set; None: ``read-tree`` it."""
 
 
 def init_baseline(workspace: Path, baseline_git: Path, *,
@@ -197,7 +200,7 @@ def init_baseline(workspace: Path, baseline_git: Path, *,
             git_objects[name] = (stat_key(copies[name]), entry.object_sha256)
     newest = max((key[5] for key in (*entries.values(), *(k for k, _ in git_objects.values()))), default=0)
     return Baseline(commit=commit, snapshot=_seal(entries, workspace, baseline_git / STAT_MARKER, newest),
-                    git_objects=git_objects)
+                    git_objects=git_objects, tree_index=index_bytes(files, stat_data=False))
 
 
 def _git_baseline(workspace: Path, baseline_git: Path) -> Baseline:
@@ -430,6 +433,7 @@ def compute_changes(workspace: Path, baseline_git: Path, baseline: Baseline | st
     """Everything the agent changed against the baseline: edits, new files, its own commits."""
     commit = baseline if isinstance(baseline, str) else baseline.commit
     snapshot = None if isinstance(baseline, str) else baseline.snapshot
+    tree_index = None if isinstance(baseline, str) else baseline.tree_index
     excludes = [*JUNK_EXCLUDES, *(f":(exclude){d}" for d in exclude_dirs)]
     if snapshot is None:
         pathspecs = ["."]
@@ -446,7 +450,10 @@ def compute_changes(workspace: Path, baseline_git: Path, baseline: Baseline | st
             return git(args, cwd=workspace, git_dir=baseline_git, work_tree=workspace, index_file=index,
                        config=FAST_CONFIG).stdout
 
-        run("read-tree", commit)
+        if tree_index is not None:
+            index.write_bytes(tree_index)  # from memory: nothing the agent could reach
+        else:
+            run("read-tree", commit)
         run("add", "-A", "-f", f"--pathspec-from-file={spec_file}", "--pathspec-file-nul")
         names = run("diff", "--cached", "--no-ext-diff", "--no-textconv", "--name-only", "-z", "--no-renames",
                     commit)
