@@ -7,7 +7,10 @@ and ``baseline.git`` are each one entry: a digest over the sorted listing of the
 ``HEAD`` commit and tree, read by harness-side git that runs none of the repository's
 configuration (the agent's ``workspace/.git`` is read without running git at all).
 Objects in ``baseline.git`` are content-addressed, so they are listed by
-name and size and ``verify`` checks their content with ``git fsck``. Any other top-level
+name and size and ``verify`` checks their content with ``git fsck``. At run time the
+harness may vouch (``known``) for files of ``workspace/`` and ``workspace/.git`` it copied
+there and the agent left untouched (their digest is reused, not re-read); ``verify``
+re-hashes everything and must find the same digests. Any other top-level
 directory with more than ``MAX_LISTED`` entries is summarised the same way, so an agent
 that floods ``backend/`` cannot blow up the report.
 

@@ -14,6 +14,10 @@ file) goes through ``git add`` instead: compression off, no auto-maintenance, no
 The agent's repository gets a byte copy of those objects and an index with the copy's stat
 data; it never borrows objects from ``baseline.git`` (no alternates: the sandbox hides
 ``baseline.git``, and a hardlinked object could be rewritten in place through the agent's link).
+A large file whose content digest the fixture copy vouches for is not read at all when an
+earlier run kept its loose object (``_blobcache``, under the harness home): the object is
+copied in, and its SHA-256 lets the report skip re-hashing the agent's copy while the
+marker rule below trusts it. Copies go through ``copy_file_range``.
 
 The change set hashes only what may have changed. At baseline time the harness records
 every workspace entry's ``lstat`` (inode, device, mode, size, mtime and ctime in
