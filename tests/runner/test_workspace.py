@@ -77,6 +77,28 @@ def _fast(workspace: Path, baseline_git: Path, baseline: Baseline) -> tuple[list
     return changes.files, changes.patch
 
 
+def _by_hand(workspace: Path, baseline_git: Path, baseline: Baseline) -> tuple[list[str], bytes]:
+    """Independent of compute_changes: read-tree, add everything, then names and patch in two diffs."""
+    index = baseline_git / "by-hand.index"
+    index.unlink(missing_ok=True)
+    env = {**git_env(), "GIT_INDEX_FILE": str(index)}
+
+    def run(*args: str) -> bytes:
+        done = subprocess.run(["git", f"--git-dir={baseline_git}", f"--work-tree={workspace}", *args], cwd=workspace,
+                              env=env, capture_output=True, check=False)
+        if done.returncode != 0:
+            raise WorkspaceError("git adding files failed: " + done.stderr.decode().strip().splitlines()[-1])
+        return done.stdout
+
+    run("read-tree", baseline.commit)
+    run("add", "-A", "-f", "--", ".", *_workspace_module.JUNK_EXCLUDES)
+    names = run("diff", "--cached", "--no-ext-diff", "--no-textconv", "--name-only", "-z", "--no-renames",
+                baseline.commit)
+    patch = run("diff", "--cached", "--no-ext-diff", "--no-textconv", "--binary", "--no-renames", "--full-index",
+                baseline.commit) if names else b""
+    return sorted(n.decode("utf-8", "surrogateescape") for n in names.split(b"\0") if n), patch
+
+
 def test_workspace_repository_is_complete_and_clean(ws: tuple[Path, Path, Baseline]) -> None:
     workspace, baseline_git, baseline = ws
     assert _git("rev-parse", "HEAD", cwd=workspace).strip() == baseline.commit
@@ -182,9 +204,12 @@ def test_fast_change_set_equals_the_full_rehash(mutation: str, ws: tuple[Path, P
     MUTATIONS[mutation](workspace)
     fast = _outcome(_fast, workspace, baseline_git, baseline)
     assert fast == _outcome(_full, workspace, baseline_git, baseline)
+    by_hand = _outcome(_by_hand, workspace, baseline_git, baseline)
     if mutation == "nested-repo":  # git refuses a repository without a commit, in both ways
         assert isinstance(fast, str) and "adding files failed" in fast
+        assert isinstance(by_hand, str)
     else:
+        assert fast == by_hand
         assert isinstance(fast, tuple) and (fast[0] == []) == (mutation == "junk-only")
 
 
@@ -348,3 +373,11 @@ def test_a_freshly_written_fixture_is_not_vouched_for(tmp_path: Path) -> None:
     copied: dict[str, tuple[os.stat_result, str]] = {}
     copy_repo(load_fixture(root), tmp_path / "workspace", digests=copied)
     assert copied == {}
+
+
+@pytest.mark.parametrize("out", [b":100644 100644 a b M\0x", b":100644 100644 a b M\0x\0diff", b"diff --git a/x b/x\n"])
+def test_a_malformed_diff_output_is_an_error(out: bytes) -> None:
+    from cto_harness.runner._workspace import split_patch_with_raw
+
+    with pytest.raises(WorkspaceError):
+        split_patch_with_raw(out)

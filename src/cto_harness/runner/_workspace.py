@@ -459,9 +459,36 @@ def compute_changes(workspace: Path, baseline_git: Path, baseline: Baseline | st
         else:
             run("read-tree", commit)
         run("add", "-A", "-f", f"--pathspec-from-file={spec_file}", "--pathspec-file-nul")
-        names = run("diff", "--cached", "--no-ext-diff", "--no-textconv", "--name-only", "-z", "--no-renames",
-                    commit)
-        patch = run("diff", "--cached", "--no-ext-diff", "--no-textconv", "--binary", "--no-renames",
-                    "--full-index", commit) if names else b""
-    files = sorted(name.decode("utf-8", "surrogateescape") for name in names.split(b"\0") if name)
+        out = run("diff", "--cached", "--no-ext-diff", "--no-textconv", "--binary", "--no-renames",
+                  "--full-index", "-z", "--patch-with-raw", commit)
+    names, patch = split_patch_with_raw(out)
+    files = sorted(name.decode("utf-8", "surrogateescape") for name in names)
     return Changes(files=files, patch=patch)
+
+
+def split_patch_with_raw(out: bytes) -> tuple[list[bytes], bytes]:
+    """The paths and the patch of one ``git diff -z --patch-with-raw`` (no renames, so one path per record).
+
+    The raw part is ``:<modes> <ids> <status>\\0<path>\\0`` per changed path, then one NUL,
+    then the patch exactly as ``git diff`` without ``-z --patch-with-raw`` prints it.
+
+    Raises:
+        WorkspaceError: the output is not in that shape.
+    """
+    names: list[bytes] = []
+    pos = 0
+    try:
+        while out[pos:pos + 1] == b":":
+            meta_end = out.index(b"\0", pos)
+            path_end = out.index(b"\0", meta_end + 1)
+            names.append(out[meta_end + 1:path_end])
+            pos = path_end + 1
+    except ValueError:
+        raise WorkspaceError("git diff: truncated raw record") from None
+    if not names:
+        if out:
+            raise WorkspaceError("git diff: a patch without raw records")
+        return [], b""
+    if out[pos:pos + 1] != b"\0":
+        raise WorkspaceError("git diff: no separator between the raw records and the patch")
+    return names, out[pos + 1:]
