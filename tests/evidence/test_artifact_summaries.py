@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +32,8 @@ EDITS: dict[str, Callable[[Path], None]] = {
     or (run / "baseline.git" / "objects" / "ab" / ("c" * 38)).write_bytes(b"junk"),
     "baseline config": lambda run: (run / "baseline.git" / "config").write_text("[core]\n\tfsmonitor = evil\n"),
     "baseline ref": lambda run: (run / "baseline.git" / "HEAD").write_text("ref: refs/heads/other\n"),
+    "baseline ref packed elsewhere": lambda run: (run / "baseline.git" / "refs" / "heads" / "main").unlink()
+    or (run / "baseline.git" / "packed-refs").write_text(f"{'1' * 40} refs/heads/main\n"),
 }
 
 
@@ -43,6 +46,9 @@ def signed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     assert report["artifacts"]["baseline.git/"]["kind"] == "git"
     assert len(report["artifacts"]["baseline.git/"]["commit"]) == 40
     assert report["artifacts"]["workspace/.git/"]["tree"] == report["artifacts"]["baseline.git/"]["tree"]
+    by_git = subprocess.run(["git", f"--git-dir={result.run_dir / 'baseline.git'}", "rev-parse", "HEAD^{commit}",
+                             "HEAD^{tree}"], capture_output=True, text=True, check=True).stdout.split()
+    assert [report["artifacts"]["baseline.git/"][k] for k in ("commit", "tree")] == by_git  # read without git
     return base, result.run_dir
 
 

@@ -4,8 +4,8 @@ Outside the summarised trees every file is listed with its SHA-256 and size (a s
 its target, never followed). ``workspace/`` (the agent's final tree), ``workspace/.git``
 and ``baseline.git`` are each one entry: a digest over the sorted listing of their files
 (name, kind, size, content digest), their file count and bytes, and for a git store its
-``HEAD`` commit and tree, read by harness-side git that runs none of the repository's
-configuration (the agent's ``workspace/.git`` is read without running git at all).
+``HEAD`` commit and tree, read without running git (loose or packed ref, loose commit:
+what the harness writes and a fresh repository holds; anything else records no tree).
 Objects in ``baseline.git`` are content-addressed, so they are listed by
 name and size and ``verify`` checks their content with ``git fsck``. At run time the
 harness may vouch (``known``) for files of ``workspace/`` and ``workspace/.git`` it copied
@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cto_harness.evidence._gitcheck import read_head_nogit, rev_parse
+from cto_harness.evidence._gitcheck import read_head_nogit
 from cto_harness.evidence._names import escape_name
 from cto_harness.evidence._report import Artifact, SkippedArtifact
 from cto_harness.evidence._walk import Budget, Entry, KnownDigest, Walker
@@ -101,7 +101,7 @@ def collect_artifacts(run_dir: Path, budget: Budget | None = None, known: KnownD
                                         known=_below(known, prefix) if name in VOUCHABLE else None)]
         summary = _summary(entries, prefix, kind="git" if git else "tree")
         if git:
-            commit, tree = rev_parse(root) if name in HARNESS_GIT_STORES else read_head_nogit(root)
+            commit, tree = read_head_nogit(root)
             summary = summary.model_copy(update={"commit": commit, "tree": tree})
         scan.artifacts[name + "/"] = summary
         _note_skipped(scan, entries)

@@ -3,7 +3,7 @@
 The repositories may be the agent's (``workspace/.git``): git here never reads the
 system or global config, and the repository's own hooks, fsmonitor, pager and external
 diff are switched off on the command line (which wins over the repository's config).
-Only plumbing that reads objects runs (``rev-parse``, ``fsck``), never one that touches a
+Only plumbing that reads objects runs (``fsck``), never one that touches a
 work tree or an index.
 """
 
@@ -33,15 +33,6 @@ def _git(git_dir: Path, *args: str) -> tuple[bool, str]:
     return True, done.text("stdout")
 
 
-def rev_parse(git_dir: Path) -> tuple[str | None, str | None]:
-    """``HEAD``'s commit and tree ids, or (None, None) when git cannot read them."""
-    ok, out = _git(git_dir, "rev-parse", "HEAD^{commit}", "HEAD^{tree}")
-    ids = out.split() if ok else []
-    if len(ids) != 2 or not all(_OID.match(i) for i in ids):
-        return None, None
-    return ids[0], ids[1]
-
-
 def fsck(git_dir: Path) -> str | None:
     """None when every object in ``git_dir`` is intact; else git's complaint."""
     ok, out = _git(git_dir, "fsck", "--full", "--strict", "--no-dangling", "--no-progress")
@@ -49,7 +40,7 @@ def fsck(git_dir: Path) -> str | None:
 
 
 def read_head_nogit(git_dir: Path) -> tuple[str | None, str | None]:
-    """``HEAD``'s commit and tree of an agent's repository, read without running git.
+    """``HEAD``'s commit and tree of a run's repository (the agent's or ``baseline.git``), read without running git.
 
     Only loose refs, ``packed-refs`` and a loose commit object are understood (what a fresh
     repository and ordinary commits produce); anything else gives (None, None). Every read
