@@ -69,8 +69,12 @@ def test_a_second_run_of_the_same_content_copies_the_cached_object(tmp_path: Pat
     assert reads == [BIG]
     entry = tmp_path / "cache" / DIR_NAME / f"{CONTENT_SHA}.obj"
     assert entry.is_file()
-    workspace, second, _ = _run(tmp_path, "two")
+    workspace, second, copied = _run(tmp_path, "two")
     assert reads == [BIG], "the second run read the big file again"
+    known = vouched_digests(second, copied)
+    assert known is not None  # the copy the agent gets is vouched for by the stat taken when it was written
+    assert known(b"workspace/.git/" + _object_path(second).encode(),
+                 (workspace / ".git" / _object_path(second)).lstat()) == second.git_objects[_object_path(second)][1]
     assert second.commit == first.commit
     for git_dir in (tmp_path / "two" / "baseline.git", workspace / ".git"):
         assert _fsck(git_dir).returncode == 0, _fsck(git_dir).stderr

@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,10 +52,18 @@ _NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 class BlobCache:
     """The ``scan`` side (``_gitpack.LooseSource``) of the cache, for one run's workspace."""
 
-    def __init__(self, directory: Path, copied: Mapping[str, tuple[os.stat_result, str]]) -> None:
-        """``copied``: workspace file -> (the copy's stat right after writing, SHA-256 of what was written)."""
+    def __init__(self, directory: Path, copied: Mapping[str, tuple[os.stat_result, str]],
+                 mirror: Path | None = None) -> None:
+        """``copied``: workspace file -> (the copy's stat right after writing, SHA-256 of what was written).
+
+        ``mirror``: a second objects directory (``workspace/.git/objects``) that gets its own
+        copy of each reused object, made at the same time; ``mirrored`` lists them.
+        """
         self.directory = directory
         self._copied = copied
+        self._mirror = mirror
+        self.mirrored: dict[str, os.stat_result] = {}
+        """``objects/<id>`` path below the mirror's repository -> the copy's stat after writing."""
 
     def content_sha256(self, rel: str, st: os.stat_result) -> str | None:
         """The content's SHA-256 when the workspace file still has the stat it had when copied."""
@@ -72,10 +81,33 @@ class BlobCache:
         if record is None:
             return None
         oid, object_sha256, object_bytes, key = record
-        scratch = objects_dir / f"tmp_obj_{os.getpid()}_{secrets.token_hex(4)}"
-        if not _copy_checked(self.directory / f"{sha}.obj", key, object_bytes, loose_prefix(st.st_size), scratch):
+        source, prefix = self.directory / f"{sha}.obj", loose_prefix(st.st_size)
+        targets = [objects_dir / f"tmp_obj_{os.getpid()}_{secrets.token_hex(4)}"]
+        name = f"objects/{oid[:2]}/{oid[2:]}"
+        if self._mirror is not None and name not in self.mirrored:
+            (self._mirror / oid[:2]).mkdir(exist_ok=True)
+            targets.append(self._mirror / oid[:2] / oid[2:])
+        copies: list[os.stat_result | None] = [None] * len(targets)
+
+        def copy(i: int) -> None:
+            copies[i] = _copy_checked(source, key, object_bytes, prefix, targets[i])
+
+        # Both copies at once: copy_file_range drops the GIL, and the second core is idle here.
+        helper = threading.Thread(target=copy, args=(1,)) if len(targets) > 1 else None
+        if helper is not None:
+            helper.start()
+        try:
+            copy(0)
+        finally:
+            if helper is not None:
+                helper.join()
+        if any(c is None for c in copies):
+            for target in targets:
+                target.unlink(missing_ok=True)
             return None
-        return settle(scratch, objects_dir, bytes.fromhex(oid)), object_sha256
+        if len(targets) > 1 and (mirrored := copies[1]) is not None:
+            self.mirrored[name] = mirrored
+        return settle(targets[0], objects_dir, bytes.fromhex(oid)), object_sha256
 
     def keep(self, files: list[TreeFile], objects_dir: Path) -> None:
         """Enter each loose object written (not reused) for a file whose content SHA-256 is known.
@@ -118,30 +150,34 @@ def _read_record(directory: Path, sha: str, size: int) -> tuple[str, str, int, S
     return oid, object_sha256, object_bytes, key
 
 
-def _copy_checked(source: Path, key: StatKey, size: int, prefix: bytes, target: Path) -> bool:
-    """Copy ``source`` to ``target`` (mode 0444) if it keeps lstat ``key`` throughout and starts with ``prefix``."""
+def _copy_checked(source: Path, key: StatKey, size: int, prefix: bytes, target: Path) -> os.stat_result | None:
+    """Copy ``source`` to a new ``target`` (mode 0444) if it keeps lstat ``key`` throughout and starts with ``prefix``.
+
+    Returns the copy's stat after writing, or None (and no ``target``).
+    """
     try:
         fd = os.open(source, _READ_FLAGS)
     except OSError:
-        return False
+        return None
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode) or stat_key(before) != key or before.st_size != size:
-            return False
+            return None
         if os.pread(fd, len(prefix), 0) != prefix:
-            return False
+            return None
         out = os.open(target, _NEW_FLAGS, 0o444)
         try:
             copied = copy_fd(fd, out, size)
+            written = os.fstat(out)
         finally:
             os.close(out)
         if copied != size or stat_key(os.fstat(fd)) != key:
             target.unlink()
-            return False
-        return True
+            return None
+        return written
     except OSError:
         target.unlink(missing_ok=True)
-        return False
+        return None
     finally:
         os.close(fd)
 

@@ -37,7 +37,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,17 +181,20 @@ def init_baseline(workspace: Path, baseline_git: Path, *,
     workspace, baseline_git = workspace.absolute(), baseline_git.absolute()
     if baseline_git.exists() or (workspace / ".git").exists():
         return _git_baseline(workspace, baseline_git)
+    dot_git = workspace / ".git"
     init_repo(baseline_git, bare=True)
-    cache = BlobCache(cache_dir / BLOB_CACHE_DIR, copied) if cache_dir is not None and copied else None
+    init_repo(dot_git, bare=False)
+    cache = (BlobCache(cache_dir / BLOB_CACHE_DIR, copied, mirror=dot_git / "objects")
+             if cache_dir is not None and copied else None)
     files = scan(workspace, baseline_git / "objects", cache)
     if files is None:
         shutil.rmtree(baseline_git)
+        shutil.rmtree(dot_git)
         return _git_baseline(workspace, baseline_git)
-    init_repo(workspace / ".git", bare=False)
     commit = write_store(baseline_git / "objects", files, GIT_IDENTITY, BASELINE_MESSAGE, BASELINE_TIME)
     _write_ref(baseline_git, commit)
-    dot_git = workspace / ".git"
-    copies = _copy_objects(baseline_git, dot_git)
+    placed = cache.mirrored if cache is not None else {}
+    copies = {**_copy_objects(baseline_git, dot_git, skip=placed), **placed}
     _write_ref(dot_git, commit)
     write_index(dot_git / "index", files)
     if cache is not None:
@@ -244,10 +247,11 @@ def _clone_into_workspace(workspace: Path, baseline_git: Path, commit: str) -> N
     shutil.copy2(baseline_git / HARNESS_INDEX, dot_git / "index")
 
 
-def _copy_objects(baseline_git: Path, dot_git: Path) -> dict[str, os.stat_result]:
+def _copy_objects(baseline_git: Path, dot_git: Path, skip: Collection[str] = ()) -> dict[str, os.stat_result]:
     """A read-only byte copy of every object of ``baseline_git`` (never a link: see the module doc).
 
-    Returns each copy's stat after writing, by its posix path below ``dot_git``.
+    Returns each copy's stat after writing, by its posix path below ``dot_git``; paths in
+    ``skip`` are already there (copied from the blob cache).
     """
     source = baseline_git / "objects"
     copies: dict[str, os.stat_result] = {}
@@ -258,6 +262,8 @@ def _copy_objects(baseline_git: Path, dot_git: Path) -> dict[str, os.stat_result
         target_dir = dot_git / "objects" / rel
         target_dir.mkdir(parents=True, exist_ok=True)
         for name in filenames:
+            if (Path("objects") / rel / name).as_posix() in skip:
+                continue
             fd = os.open(os.path.join(dirpath, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
                 out = os.open(target_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
