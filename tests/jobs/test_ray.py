@@ -101,7 +101,7 @@ def test_a_tampered_archive_is_kept_aside_and_reported_as_error(tmp_path: Path) 
     reason = (run_dir / "backend/job-error.txt").read_text()
     assert "archive was rejected" in reason and "patch.diff: altered" in reason
     kept = list((job_dir / "quarantine/fixer/r1-string-slugify").iterdir())
-    assert any(p.suffix == ".tar" for p in kept) and any(p.is_dir() for p in kept)
+    assert any(p.name.endswith(".tar.gz") for p in kept) and any(p.is_dir() for p in kept)
     assert job_cli("verify", str(run_dir), tmp_path=tmp_path).returncode == 0
     # resume (locally) re-runs the error trial beside it
     again = run_job(job_dir, executor=LocalExecutor(1), environ={"CTO_HARNESS_HOME": str(tmp_path / "home")})

@@ -12,30 +12,30 @@ becomes a harness-side ``error`` trial (kept as evidence), never a silent re-run
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
-import io
 import os
 import secrets
 import shutil
 import signal
 import socket
-import tarfile
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from cto_harness.core import harness_home
 from cto_harness.evidence import verify_run
+from cto_harness.jobs._archive import ArchiveRejected, pack_run_dir, unpack_archive
 from cto_harness.jobs._local import TRIAL_TARGET, TRIAL_WARM, TrialTask, record_error_trial, run_trial_in_zygote
 from cto_harness.jobs._plan import Trial
 from cto_harness.jobs._spec import AgentSpec
 from cto_harness.proc import SpawnError, Zygote, ZygoteLost
 
 QUARANTINE_DIR = "quarantine"
+ARCHIVE_SUFFIX = ".tar.gz"
 POLL_S = 0.1
 SCRATCH_ENV = "CTO_HARNESS_JOBS_SCRATCH"
 """Where a worker makes its per-trial temp dirs (default: the system temp dir)."""
@@ -96,76 +96,39 @@ def run_remote_trial(payload: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
                     record_error_trial(task, f"the worker's trial zygote failed: {exc}")
         if run_dir.is_dir() and not (run_dir / "report.json").exists():
             recover_run(run_dir, home=harness_home(environ))
-        buffer = io.BytesIO()
-        files: dict[str, str] = {}
-        with tarfile.open(fileobj=buffer, mode="w") as archive:
-            if run_dir.is_dir():
-                archive.add(run_dir, arcname=run_dir.name)
-        buffer.seek(0)
-        with tarfile.open(fileobj=buffer, mode="r") as archive:
-            for member in archive.getmembers():
-                if member.isfile():
-                    handle = archive.extractfile(member)
-                    assert handle is not None
-                    files[member.name] = hashlib.sha256(handle.read()).hexdigest()
+        data, files = pack_run_dir(run_dir)
         log = task.log_dir / f"{run_dir.name}.stderr"
         stderr = log.read_bytes()[-2000:].decode("utf-8", "replace") if log.is_file() else ""
         manifest = {"dir_name": run_dir.name, "files": files, "worker": socket.gethostname(),
                     "exit_code": exit_code, "stderr_tail": stderr}
-        return buffer.getvalue(), manifest
+        return data, manifest
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _check_archive(data: bytes, manifest: dict[str, Any]) -> str | None:
-    """The first way the archive disagrees with its manifest, or None."""
-    seen: dict[str, str] = {}
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
-            for member in archive.getmembers():
-                top = member.name.split("/", 1)[0]
-                if top != manifest.get("dir_name") or member.name.startswith("/") or ".." in member.name.split("/"):
-                    return f"archive member outside the run dir: {member.name!r}"
-                if member.isfile():
-                    handle = archive.extractfile(member)
-                    assert handle is not None
-                    seen[member.name] = hashlib.sha256(handle.read()).hexdigest()
-                elif not (member.isdir() or member.issym()):
-                    return f"archive member of an unexpected kind: {member.name!r}"
-    except (tarfile.TarError, OSError) as exc:
-        return f"archive unreadable: {exc}"
-    expected = manifest.get("files")
-    if not isinstance(expected, dict):
-        return "manifest has no file list"
-    for name in sorted(set(seen) | set(expected)):
-        if seen.get(name) != expected.get(name):
-            return f"archive and manifest differ at {name!r}"
-    return None
-
-
 def place_archive(task: TrialTask, job_dir: Path, data: bytes, manifest: dict[str, Any]) -> str | None:
-    """Verify an archive and move its run dir into place; on failure keep it aside and return why."""
+    """Check, unpack and verify an archive, then move its run dir into place; on failure keep it aside and say why."""
     staging = task.run_dir.parent / f".incoming-{task.run_dir.name}-{secrets.token_hex(4)}"
     staging.mkdir(parents=True)
-    problem = _check_archive(data, manifest)
-    if problem is None:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
-            archive.extractall(staging, filter="tar")
-        unpacked = staging / str(manifest["dir_name"])
-        if not unpacked.is_dir():
-            problem = "archive holds no run dir"
-        else:
-            checked = verify_run(unpacked)
-            if checked.ok:
-                os.rename(unpacked, task.run_dir)
-                shutil.rmtree(staging)
-                return None
-            problem = f"run dir fails verify: {checked.problems[0]}"
+    files = manifest.get("files")
+    try:
+        if not isinstance(files, dict):
+            raise ArchiveRejected("manifest has no file list")
+        unpacked = unpack_archive(data, files, str(manifest.get("dir_name")), staging)
+    except ArchiveRejected as exc:
+        problem = str(exc)
+    else:
+        checked = verify_run(unpacked)
+        if checked.ok:
+            os.rename(unpacked, task.run_dir)
+            shutil.rmtree(staging)
+            return None
+        problem = f"run dir fails verify: {checked.problems[0]}"
     name = staging.name.removeprefix(".incoming-")
     aside = job_dir / QUARANTINE_DIR / task.trial.agent / task.trial.fixture_key / name
     aside.parent.mkdir(parents=True, exist_ok=True)
     os.rename(staging, aside)
-    (aside.parent / f"{aside.name}.tar").write_bytes(data)
+    (aside.parent / f"{aside.name}{ARCHIVE_SUFFIX}").write_bytes(data)
     return f"{problem}; the archive is kept at {aside.relative_to(job_dir)}"
 
 
@@ -206,36 +169,51 @@ class RayExecutor:
 
     def _drive(self, ray: Any, remote: Any, tasks: list[TrialTask], on_done: Callable[[TrialTask], None],
                stop: threading.Event, job_dir: Path) -> None:
+        """Keep ``concurrency`` tasks in flight; check and place what comes back in a thread of its own.
+
+        A returned trial's slot is refilled before its archive is checked, so a worker never
+        waits for the coordinator's verification; ``on_done`` still runs in this thread.
+        """
         queue = list(reversed(tasks))
         flight: dict[Any, TrialTask] = {}
+        placing: dict[Future[None], TrialTask] = {}
         cancelled = False
-        while queue or flight:
-            while queue and len(flight) < self.concurrency and not stop.is_set():
-                task = queue.pop()
-                payload = {"trial": {"agent": task.trial.agent, "fixture": task.trial.fixture,
-                                     "attempt": task.trial.attempt},
-                           "dir_name": task.run_dir.name, "agent": task.agent.model_dump(mode="json"),
-                           "environ": _ship_environ(task)}
-                flight[remote.remote(payload)] = task
-            if stop.is_set():
-                queue.clear()
-                if not cancelled:
-                    for ref in flight:
-                        ray.cancel(ref, force=False)
-                    cancelled = True
-            if not flight:
-                break
-            done, _ = ray.wait(list(flight), num_returns=1, timeout=POLL_S)
-            for ref in done:
-                task = flight.pop(ref)
-                try:
-                    data, manifest = ray.get(ref)
-                except Exception as exc:
-                    why = "cancelled (job stopped)" if stop.is_set() else "the Ray task failed (worker lost?)"
-                    record_error_trial(task, f"{why}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
-                else:
-                    problem = place_archive(task, job_dir, data, manifest)
-                    if problem is not None:
-                        record_error_trial(task, f"the worker's archive was rejected: {problem}")
-                on_done(task)
+        with ThreadPoolExecutor(1, thread_name_prefix="cto-harness-place") as placer:
+            while queue or flight or placing:
+                while queue and len(flight) < self.concurrency and not stop.is_set():
+                    task = queue.pop()
+                    flight[remote.remote(_payload(task))] = task
+                if stop.is_set():
+                    queue.clear()
+                    if not cancelled:
+                        for ref in flight:
+                            ray.cancel(ref, force=False)
+                        cancelled = True
+                for future in [f for f in placing if f.done()]:
+                    future.result()
+                    on_done(placing.pop(future))
+                if flight:
+                    done, _ = ray.wait(list(flight), num_returns=1, timeout=POLL_S)
+                    for ref in done:
+                        task = flight.pop(ref)
+                        placing[placer.submit(self._place, ray, ref, task, stop, job_dir)] = task
+                elif placing:
+                    wait(placing, timeout=POLL_S, return_when=FIRST_COMPLETED)
 
+    @staticmethod
+    def _place(ray: Any, ref: Any, task: TrialTask, stop: threading.Event, job_dir: Path) -> None:
+        try:
+            data, manifest = ray.get(ref)
+        except Exception as exc:
+            why = "cancelled (job stopped)" if stop.is_set() else "the Ray task failed (worker lost?)"
+            record_error_trial(task, f"{why}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            return
+        problem = place_archive(task, job_dir, data, manifest)
+        if problem is not None:
+            record_error_trial(task, f"the worker's archive was rejected: {problem}")
+
+
+def _payload(task: TrialTask) -> dict[str, Any]:
+    return {"trial": {"agent": task.trial.agent, "fixture": task.trial.fixture, "attempt": task.trial.attempt},
+            "dir_name": task.run_dir.name, "agent": task.agent.model_dump(mode="json"),
+            "environ": _ship_environ(task)}
