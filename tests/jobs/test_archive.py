@@ -139,3 +139,21 @@ def test_a_symlink_then_a_file_of_the_same_name_never_writes_through_it(tmp_path
 def test_garbage_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ArchiveRejected, match="unreadable"):
         unpack_archive(b"\x1f\x8b not really gzip" * 40, {}, "run", tmp_path)
+
+
+def test_an_archive_of_another_run_dir_is_kept_aside_never_placed(tmp_path: Path) -> None:
+    from cto_harness.jobs import AgentSpec, Trial, TrialTask
+    from cto_harness.jobs._ray import place_archive
+
+    job_dir = tmp_path / "job"
+    task = TrialTask(trial=Trial("fixer", "r1-string-slugify", 1),
+                     run_dir=job_dir / "trials/fixer/r1-string-slugify/attempt-1",
+                     agent=AgentSpec(name="fixer", provider="fake"), environ={}, log_dir=job_dir / "logs")
+    data = _tar(_dir("attempt-2"), _file("attempt-2/report.json"))
+    manifest = {"dir_name": "attempt-2", "files": {"attempt-2/report.json": _sha(b"x")}}
+    problem = place_archive(task, job_dir, data, manifest)
+    assert problem is not None and "holds run dir 'attempt-2', not 'attempt-1'" in problem
+    assert not task.run_dir.exists()
+    kept = sorted(p.name for p in (job_dir / "quarantine/fixer/r1-string-slugify").iterdir())
+    assert len(kept) == 2 and kept[1] == kept[0] + ".tar.gz"
+    assert (job_dir / "quarantine/fixer/r1-string-slugify" / kept[1]).read_bytes() == data

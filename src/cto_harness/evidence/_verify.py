@@ -19,7 +19,7 @@ from cto_harness.evidence._attest import (
     read_attestation,
     subject_digests,
 )
-from cto_harness.evidence._events import read_events
+from cto_harness.evidence._events import ChainReading, read_events
 from cto_harness.evidence._gitcheck import fsck
 from cto_harness.evidence._report import Artifact, Report
 
@@ -88,8 +88,10 @@ def verify_run(run_dir: Path, public_key: Ed25519PublicKey | None = None, *,
         problems.append("artifacts_skipped: what the bounded walk skips differs from the report")
     problems.extend(_verify_git_stores(run_dir, report))
     report_sha256 = hashlib.sha256(report_path.read_bytes()).hexdigest()
-    problems.extend(_verify_events(run_dir, report, report_sha256))
-    problems.extend(_verify_attestation(run_dir, report, report_sha256, public_key))
+    events_path = run_dir / "events.jsonl"
+    chain = read_events(events_path) if events_path.is_file() else None  # read once, checked twice
+    problems.extend(_verify_events(chain, report, report_sha256))
+    problems.extend(_verify_attestation(run_dir, chain, report, report_sha256, public_key))
     return VerifyResult(ok=not problems, problems=problems, checked_artifacts=len(report.artifacts))
 
 
@@ -115,11 +117,9 @@ def _verify_git_stores(run_dir: Path, report: Report) -> list[str]:
     return problems
 
 
-def _verify_events(run_dir: Path, report: Report, report_sha256: str) -> list[str]:
-    path = run_dir / "events.jsonl"
-    if not path.is_file():
+def _verify_events(chain: ChainReading | None, report: Report, report_sha256: str) -> list[str]:
+    if chain is None:
         return ["events.jsonl: removed"]
-    chain = read_events(path)
     if chain.error:
         return [chain.error]
     if chain.torn_tail:
@@ -146,7 +146,7 @@ def _verify_events(run_dir: Path, report: Report, report_sha256: str) -> list[st
     return []
 
 
-def _verify_attestation(run_dir: Path, report: Report, report_sha256: str,
+def _verify_attestation(run_dir: Path, chain: ChainReading | None, report: Report, report_sha256: str,
                         public_key: Ed25519PublicKey | None) -> list[str]:
     if public_key is None:
         return [f"{ATTESTATION_FILE}: no public key to check the signature with "
@@ -174,12 +174,10 @@ def _verify_attestation(run_dir: Path, report: Report, report_sha256: str,
     }
     problems.extend(f"report.json: {name} {value!r} differs from the signed attestation's {predicate.get(name)!r}"
                     for name, value in expected.items() if predicate.get(name) != value)
-    events_path = run_dir / "events.jsonl"
-    if events_path.is_file():
-        chain = read_events(events_path)
-        if (chain.head, chain.count) != (predicate.get("events_head"), predicate.get("events_count")):
-            problems.append("events.jsonl: the chain differs from the one the attestation signed "
-                            f"(head {chain.head[:16]}…, signed {str(predicate.get('events_head'))[:16]}…)")
+    signed = (predicate.get("events_head"), predicate.get("events_count"))
+    if chain is not None and (chain.head, chain.count) != signed:
+        problems.append("events.jsonl: the chain differs from the one the attestation signed "
+                        f"(head {chain.head[:16]}…, signed {str(signed[0])[:16]}…)")
     return problems
 
 

@@ -104,7 +104,7 @@ def _parts(name: str, dir_name: str) -> list[str]:
 
 
 def unpack_archive(data: bytes, files: Mapping[str, str], dir_name: str, dest: Path) -> Path:
-    """Extract the run dir ``dir_name`` from ``data`` into the existing, empty dir ``dest``.
+    """Extract the run dir ``dir_name`` from ``data`` into the existing dir ``dest``.
 
     Returns:
         ``dest / dir_name``.
@@ -140,9 +140,9 @@ def unpack_archive(data: bytes, files: Mapping[str, str], dir_name: str, dest: P
                     expected = files.get(name)
                     if expected is None:
                         raise ArchiveRejected(f"archive and manifest differ at {name!r}")
-                    source = archive.extractfile(member)
-                    assert source is not None
-                    _write_file(target, source, expected, name)
+                    content = archive.extractfile(member)
+                    assert content is not None
+                    _write_file(target, content, expected, name)
                     written.add(name)
                     os.chmod(target, member.mode & _MODE_MASK)
                     os.utime(target, (member.mtime, member.mtime))

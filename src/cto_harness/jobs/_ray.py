@@ -103,25 +103,40 @@ def run_remote_trial(payload: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
                     "exit_code": exit_code, "stderr_tail": stderr}
         return data, manifest
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        _remove_later(scratch)
+
+
+class _Cleaner:
+    """This worker's one thread that removes finished trials' scratch dirs after their archive went back."""
+
+    pool: ThreadPoolExecutor | None = None
+
+
+def _remove_later(path: Path) -> None:
+    """Remove ``path`` off the task's critical path (the pool's thread is joined at interpreter exit)."""
+    if _Cleaner.pool is None:
+        _Cleaner.pool = ThreadPoolExecutor(1, thread_name_prefix="cto-harness-scratch-rm")
+    _Cleaner.pool.submit(shutil.rmtree, path, ignore_errors=True)
 
 
 def place_archive(task: TrialTask, job_dir: Path, data: bytes, manifest: dict[str, Any]) -> str | None:
     """Check, unpack and verify an archive, then move its run dir into place; on failure keep it aside and say why."""
     staging = task.run_dir.parent / f".incoming-{task.run_dir.name}-{secrets.token_hex(4)}"
     staging.mkdir(parents=True)
-    files = manifest.get("files")
+    files, dir_name = manifest.get("files"), manifest.get("dir_name")
     try:
         if not isinstance(files, dict):
             raise ArchiveRejected("manifest has no file list")
-        unpacked = unpack_archive(data, files, str(manifest.get("dir_name")), staging)
+        if dir_name != task.run_dir.name:
+            raise ArchiveRejected(f"the archive holds run dir {dir_name!r}, not {task.run_dir.name!r}")
+        unpacked = unpack_archive(data, files, dir_name, staging)
     except ArchiveRejected as exc:
         problem = str(exc)
     else:
         checked = verify_run(unpacked)
         if checked.ok:
             os.rename(unpacked, task.run_dir)
-            shutil.rmtree(staging)
+            os.rmdir(staging)
             return None
         problem = f"run dir fails verify: {checked.problems[0]}"
     name = staging.name.removeprefix(".incoming-")
