@@ -48,6 +48,7 @@ def index_path(jobs_root: Path) -> Path:
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=10.0)
     conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # no fsync per commit: a power cut may lose the last rows of a cache
     conn.execute(_SCHEMA)
     return conn
 
