@@ -285,8 +285,14 @@ def _tricky_tree(workspace: Path) -> None:
     (workspace / "big.bin").write_bytes(bytes(range(256)) * 4096 + b"tail")  # above KEEP_BYTES
 
 
-def test_the_in_process_baseline_is_the_one_git_builds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threaded", [False, True])
+def test_the_in_process_baseline_is_the_one_git_builds(threaded: bool, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Same commit id as ``git add -A -f`` + write-tree + commit-tree, and a store git fully accepts."""
+    from cto_harness.runner import _gitpack
+
+    if threaded:  # the big blob's SHA-1 and Adler-32 in the helper thread, as for a file of 4 MiB and more
+        monkeypatch.setattr(_gitpack, "THREAD_BYTES", 1)
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     for workspace in (ours, theirs):
         _tricky_tree(workspace)

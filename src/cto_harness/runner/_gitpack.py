@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import stat
 import struct
+import threading
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ MAX_PACK_BYTES = 1 << 31
 """Larger stores are left to git (this writer emits only 31-bit pack offsets)."""
 _OBJ_TREE, _OBJ_BLOB = 2, 3
 _CHUNK = 1 << 20
+THREAD_BYTES = 4 << 20
+"""A loose blob at least this large is checksummed in a helper thread while it is written."""
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _GIT_NAMES = frozenset({".git", ".gitattributes", ".gitmodules"})
 _M32 = 0xFFFFFFFF
@@ -151,9 +155,7 @@ def _store_loose(fd: int, size: int, objects_dir: Path, object_sha: hashlib._Has
 
     With ``object_sha``, every byte written to the object file also goes through it.
     """
-    header = b"blob %d\0" % size
-    digest = hashlib.sha1(header, usedforsecurity=False)
-    adler = zlib.adler32(header)
+    sums = _Sums(b"blob %d\0" % size, threaded=size >= THREAD_BYTES)
     scratch = objects_dir / f"tmp_obj_{os.getpid()}_{fd}"
     out = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
 
@@ -162,6 +164,7 @@ def _store_loose(fd: int, size: int, objects_dir: Path, object_sha: hashlib._Has
             object_sha.update(data)
         _write_all(out, data)
 
+    done = False
     try:
         put(loose_prefix(size))
         left = size
@@ -169,19 +172,71 @@ def _store_loose(fd: int, size: int, objects_dir: Path, object_sha: hashlib._Has
             chunk = os.read(fd, min(left, _CHUNK))
             if not chunk:
                 return None
-            digest.update(chunk)
-            adler = zlib.adler32(chunk, adler)
+            sums.update(chunk)
             put(_stored(chunk))
             left -= len(chunk)
         if os.read(fd, 1):
             return None
+        oid, adler = sums.finish()
         put(_STORED_END + struct.pack(">I", adler))
-    except BaseException:
-        os.close(out)
-        scratch.unlink(missing_ok=True)
-        raise
-    os.close(out)
-    return settle(scratch, objects_dir, digest.digest())
+        done = True
+    finally:
+        try:
+            sums.finish()
+        finally:
+            os.close(out)
+            if not done:
+                scratch.unlink(missing_ok=True)
+    return settle(scratch, objects_dir, oid)
+
+
+class _Sums:
+    """SHA-1 and Adler-32 of a stream; for a large one, in a helper thread (both drop the GIL).
+
+    The writer meanwhile frames and writes the chunks (and hashes the object bytes): on two
+    cores a cold 50 MB blob costs about the slower of the two instead of their sum.
+    """
+
+    def __init__(self, header: bytes, *, threaded: bool) -> None:
+        self._sha1 = hashlib.sha1(header, usedforsecurity=False)
+        self._adler = zlib.adler32(header)
+        self._queue: queue.Queue[bytes | None] | None = queue.Queue(maxsize=8) if threaded else None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._result: tuple[bytes, int] | None = None
+        if self._queue is not None:
+            self._thread = threading.Thread(target=self._drain, name="blob-sums", daemon=True)
+            self._thread.start()
+
+    def _drain(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._add(chunk)
+                except BaseException as exc:  # re-raised by finish
+                    self._error = exc
+
+    def _add(self, chunk: bytes) -> None:
+        self._sha1.update(chunk)
+        self._adler = zlib.adler32(chunk, self._adler)
+
+    def update(self, chunk: bytes) -> None:
+        if self._queue is None:
+            self._add(chunk)
+        else:
+            self._queue.put(chunk)
+
+    def finish(self) -> tuple[bytes, int]:
+        """The SHA-1 digest and the Adler-32; stops the helper (safe to call again)."""
+        if self._result is None:
+            if self._queue is not None and self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+            if self._error is not None:
+                raise self._error
+            self._result = (self._sha1.digest(), self._adler)
+        return self._result
 
 
 def store_loose_object(objects_dir: Path, kind: bytes, data: bytes) -> bytes:
