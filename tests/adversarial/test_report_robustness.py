@@ -128,6 +128,9 @@ def test_deep_tree_gives_a_report_and_later_runs_work(tmp_path: Path, runs_dir: 
         result = _run(tmp_path, runs_dir, body)
         report = _assert_verifies(tmp_path, result)
         assert any(s["reason"] == "too deep" for s in report["artifacts_skipped"])  # type: ignore[union-attr]
+        # The deep chain is part of the patch: the verifier grades it (the fix passes), and
+        # neither its symlink check nor its clean-up may trip over the depth (a harness error).
+        assert report["verdict"] == "pass", report["reasons"]
         again = run_cli("run", "--runs-dir", str(runs_dir), env=cli_env(tmp_path))
         assert again.returncode == 0, again.stderr[-3000:]
         orphan = runs_dir / "20200101T000000Z-r1-string-slugify-1"

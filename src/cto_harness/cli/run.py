@@ -14,6 +14,7 @@ from cto_harness.cli import echo_json
 
 if TYPE_CHECKING:
     from cto_harness.evidence import Report
+    from cto_harness.runner import HeldGrader
 
 DEFAULT_RUNS_DIR = "harness-runs"
 
@@ -123,11 +124,27 @@ def run_command(provider: str, scenario: str | None, fixture: str, runs_dir: str
     # Nothing the imports build is garbage: no cycle collection while they run, and what
     # they built (it lives as long as the process) is never traversed by a collection again.
     gc.disable()
+    from cto_harness.proc import enable_subreaper
+    from cto_harness.runner import hold_grader
+
+    enable_subreaper()
+    # The grading sandbox starts first: its interpreter and pytest load while ours imports.
+    grader = hold_grader(os.environ)
+    try:
+        _run(provider, scenario, fixture, runs_dir, timeout, model_provider, model, unadmitted, as_json, grader)
+    finally:
+        if grader is not None:
+            grader.close()
+
+
+def _run(provider: str, scenario: str | None, fixture: str, runs_dir: str | None, timeout: float | None,
+         model_provider: str | None, model: str | None, unadmitted: bool, as_json: bool,
+         grader: HeldGrader | None) -> None:
     try:
         from cto_harness.core import ConfigError
         from cto_harness.evidence import EXIT_CODES
         from cto_harness.fixtures import UnknownFixtureError
-        from cto_harness.proc import HarnessInterrupted, enable_subreaper, install_signal_handlers
+        from cto_harness.proc import HarnessInterrupted, install_signal_handlers
         from cto_harness.providers import RunOptions, UnknownProviderError
         from cto_harness.providers.fake import SCENARIOS
         from cto_harness.runner import RunRequest, run_stage2
@@ -146,8 +163,8 @@ def run_command(provider: str, scenario: str | None, fixture: str, runs_dir: str
         options=RunOptions(scenario=scenario, model_provider=model_provider, model=model,
                            timeout_s=timeout, unadmitted=unadmitted),
         environ=dict(os.environ),
+        grader=grader,
     )
-    enable_subreaper()
     restore = install_signal_handlers()
     try:
         result = run_stage2(request)

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cto_harness.core._home import harness_home
+
 
 class ConfigError(ValueError):
     """The config file exists but cannot be used."""
@@ -56,16 +58,6 @@ class HarnessConfig(BaseModel):
 
     def provider(self, name: str) -> ProviderConfig:
         return self.providers.get(name) or ProviderConfig()
-
-
-def harness_home(environ: Mapping[str, str]) -> Path:
-    """``CTO_HARNESS_HOME`` or the platform user-data dir."""
-    configured = environ.get("CTO_HARNESS_HOME")
-    if configured:
-        return Path(configured).expanduser().resolve()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("cto-harness", appauthor=False))
 
 
 def config_path(environ: Mapping[str, str], cwd: Path | None = None) -> Path | None:

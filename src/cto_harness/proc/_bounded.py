@@ -41,9 +41,11 @@ __all__ = [
     "TERM_GRACE_S",
     "CapturedStream",
     "HarnessInterrupted",
+    "Held",
     "ProcessResult",
     "SpawnError",
     "enable_subreaper",
+    "hold_bounded",
     "install_signal_handlers",
     "kill_process_tree",
     "process_alive_with_tag",
@@ -677,20 +679,22 @@ def _reap_adopted() -> None:
                 os.waitpid(info.si_pid, os.WNOHANG)
 
 
-def _spawn(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _spawn(argv: Sequence[str], cwd: Path, env: dict[str, str], *, stdin: int = subprocess.DEVNULL
+           ) -> subprocess.Popen[bytes]:
     with _ROOTS_LOCK:
-        proc = _popen(argv, cwd, env)
+        proc = _popen(argv, cwd, env, stdin=stdin)
         _LIVE_ROOTS.add(proc.pid)
     return proc
 
 
-def _popen(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _popen(argv: Sequence[str], cwd: Path, env: dict[str, str], *, stdin: int = subprocess.DEVNULL
+           ) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(
             list(argv),
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             bufsize=0,
@@ -887,38 +891,165 @@ def run_bounded(
         SpawnError: The child could not be started.
         ValueError: Invalid arguments.
     """
+    argv_t = _checked_argv(argv)
+    paths = _checked_outputs(timeout_s, max_output_bytes, stdout_path, stderr_path)
+    with _Shield() as shield:
+        with _opened(paths) as sinks:
+            spawned_wall = time.time()
+            started = time.monotonic()
+            proc = _spawn(argv_t, cwd, _tagged(env, tag))
+        result = _supervise(proc, sinks, argv_t, paths, max_output_bytes=max_output_bytes, tag=tag,
+                            started=started, spawned_wall=spawned_wall, timeout_s=timeout_s, on_start=on_start)
+    if shield.signame is not None and result.interrupted is None:
+        result = replace(result, interrupted=shield.signame)
+    return result
+
+
+class Held:
+    """A bounded child started ahead of need, waiting for one line on its stdin.
+
+    What the child does before that line (start an interpreter, import its libraries)
+    overlaps the harness's own work; its deadline and ``duration_s`` count from
+    ``release``. Unreleased, ``discard`` kills its whole tree (closing stdin first, so a
+    child that waits for the line ends by itself). See ``hold_bounded``.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], argv: tuple[str, ...], tag: str | None,
+                 spawned_wall: float) -> None:
+        self._proc = proc
+        self.argv = argv
+        self._tag = tag
+        self._spawned_wall = spawned_wall
+        self._done = False
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def alive(self) -> bool:
+        """Still waiting (not exited, not released, not discarded)."""
+        return not self._done and not _exited(self._proc.pid)
+
+    def release(self, line: bytes, *, timeout_s: float, stdout_path: Path, stderr_path: Path,
+                max_output_bytes: int = 10 * 1024 * 1024) -> ProcessResult:
+        """Send ``line`` (then EOF) and supervise the child as ``run_bounded`` does.
+
+        Raises:
+            ValueError: invalid arguments, or the child was already released or discarded.
+        """
+        if self._done:
+            raise ValueError("this held process was already released or discarded")
+        paths = _checked_outputs(timeout_s, max_output_bytes, stdout_path, stderr_path)
+        with _Shield() as shield:
+            self._done = True
+            with _opened(paths) as sinks:
+                started = time.monotonic()
+                self._send(line)
+            result = _supervise(self._proc, sinks, self.argv, paths, max_output_bytes=max_output_bytes,
+                                tag=self._tag, started=started, spawned_wall=self._spawned_wall,
+                                timeout_s=timeout_s, on_start=None)
+        if shield.signame is not None and result.interrupted is None:
+            result = replace(result, interrupted=shield.signame)
+        return result
+
+    def discard(self) -> None:
+        """Kill the child and everything it started; idempotent."""
+        if self._done:
+            return
+        self._done = True
+        with _Shield():
+            self._send(b"")
+            tree = _Tree(self._proc.pid, root=_process(self._proc.pid), tag=self._tag,
+                         floor=None, group_ok=True)
+            tree.terminate(TERM_GRACE_S)
+            for pipe in (self._proc.stdout, self._proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=KILL_WAIT_S)
+                with _ROOTS_LOCK:
+                    _LIVE_ROOTS.discard(self._proc.pid)
+            _reap_adopted()
+
+    def _send(self, line: bytes) -> None:
+        stdin = self._proc.stdin
+        if stdin is None:
+            return
+        with contextlib.suppress(OSError):  # a child that died already: the wait sees its exit
+            if line:
+                stdin.write(line)
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+
+def hold_bounded(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], tag: str | None = None) -> Held:
+    """Start ``argv`` now (new session, stdin a pipe) and supervise it later (``Held.release``).
+
+    Raises:
+        SpawnError: The child could not be started.
+        ValueError: Invalid arguments.
+    """
+    argv_t = _checked_argv(argv)
+    with _Shield():
+        spawned_wall = time.time()
+        proc = _spawn(argv_t, cwd, _tagged(env, tag), stdin=subprocess.PIPE)
+    return Held(proc, argv_t, tag, spawned_wall)
+
+
+def _checked_argv(argv: Sequence[str]) -> tuple[str, ...]:
     argv_t = tuple(argv)
     if not argv_t:
         raise ValueError("argv is empty")
+    return argv_t
+
+
+def _checked_outputs(timeout_s: float, max_output_bytes: int, stdout_path: Path, stderr_path: Path
+                     ) -> tuple[Path, Path]:
     if timeout_s <= 0 or max_output_bytes < 0:
         raise ValueError("timeout_s must be > 0 and max_output_bytes >= 0")
     paths = (Path(stdout_path), Path(stderr_path))
     if paths[0].resolve() == paths[1].resolve():
         raise ValueError("stdout_path and stderr_path must differ")
+    return paths
+
+
+def _tagged(env: Mapping[str, str], tag: str | None) -> dict[str, str]:
     child_env = dict(env)
     if tag is not None:
         child_env[TAG_ENV] = tag
-    with _Shield() as shield:
-        for path in paths:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.ExitStack() as opened:
-            sinks = tuple(opened.enter_context(open(path, "wb")) for path in paths)
-            spawned_wall = time.time()
-            started = time.monotonic()
-            proc = _spawn(argv_t, cwd, child_env)
-            opened.pop_all()  # the pump owns the files from here on
-        assert proc.stdout is not None and proc.stderr is not None
-        pump = _Pump((_Stream(proc.stdout, sinks[0], max_output_bytes),
-                      _Stream(proc.stderr, sinks[1], max_output_bytes)))
-        run = _Run(proc, pump, tag, started, spawned_wall)
-        try:
-            if on_start is not None:
-                on_start(proc.pid)
-            timed_out, interrupted = run.wait(started + timeout_s)
-        except BaseException:
-            run.abort()
-            raise
-        result = run.finish(argv_t, paths, timed_out, interrupted)
-    if shield.signame is not None and result.interrupted is None:
-        result = replace(result, interrupted=shield.signame)
-    return result
+    return child_env
+
+
+def _process(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+@contextlib.contextmanager
+def _opened(paths: tuple[Path, Path]) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+    """The two output files, open; closed again only when the body raises (else the pump owns them)."""
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as opened:
+        sinks = (opened.enter_context(open(paths[0], "wb")), opened.enter_context(open(paths[1], "wb")))
+        yield sinks
+        opened.pop_all()
+
+
+def _supervise(proc: subprocess.Popen[bytes], sinks: tuple[IO[bytes], IO[bytes]], argv: tuple[str, ...],
+               paths: tuple[Path, Path], *, max_output_bytes: int, tag: str | None, started: float,
+               spawned_wall: float, timeout_s: float, on_start: Callable[[int], None] | None) -> ProcessResult:
+    assert proc.stdout is not None and proc.stderr is not None
+    pump = _Pump((_Stream(proc.stdout, sinks[0], max_output_bytes),
+                  _Stream(proc.stderr, sinks[1], max_output_bytes)))
+    run = _Run(proc, pump, tag, started, spawned_wall)
+    try:
+        if on_start is not None:
+            on_start(proc.pid)
+        timed_out, interrupted = run.wait(started + timeout_s)
+    except BaseException:
+        run.abort()
+        raise
+    return run.finish(argv, paths, timed_out, interrupted)

@@ -7,16 +7,17 @@ from pathlib import Path
 from cto_harness.evidence import TestsBlock, preload_signing
 from cto_harness.fixtures import Fixture
 from cto_harness.proc import Sandbox
+from cto_harness.runner._held_grader import HeldGrader
 from cto_harness.runner._verifier import MAX_LISTED_MISSING, Verification, verify_change
 
 Grade = Verification
 
 
 def run_grading(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, harness_home: Path,
-                *, tag: str) -> Grade:
+                *, tag: str, held: HeldGrader | None = None) -> Grade:
     """Grade ``patch`` on a fresh pristine copy of ``fixture`` (never the agent's workspace)."""
     preload_signing()  # the report is signed next: import that code while the tests run
-    return verify_change(fixture, patch, out_dir, sandbox, harness_home, tag=tag)
+    return verify_change(fixture, patch, out_dir, sandbox, harness_home, tag=tag, held=held)
 
 
 def tests_block(grade: Grade) -> TestsBlock:

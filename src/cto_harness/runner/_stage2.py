@@ -63,9 +63,11 @@ from cto_harness.providers import (
 from cto_harness.runner._egress import egress_policy, plan_run_egress, record_egress, settle_endpoint_failure
 from cto_harness.runner._finalize import RunState, redact_text, write_report
 from cto_harness.runner._grading import Grade, run_grading, tests_block
+from cto_harness.runner._held_grader import HeldGrader
 from cto_harness.runner._recover import recover_runs
 from cto_harness.runner._safe_copy import keep_state_dir
 from cto_harness.runner._sandbox_policy import SandboxPolicy, provider_policy
+from cto_harness.runner._verifier import fit_grader
 from cto_harness.runner._workspace import Baseline, compute_changes, init_baseline, vouched_digests
 
 DEFAULT_MAX_OUTPUT_BYTES = 10 * 1024 * 1024
@@ -85,6 +87,9 @@ class RunRequest:
     """Finalise orphaned run dirs (no report, no live owner) in runs_dir first."""
     run_dir: Path | None = None
     """Exact run dir to create (must not exist) instead of a new name under runs_dir (jobs use this)."""
+    grader: HeldGrader | None = None
+    """A grading sandbox the caller started ahead (``hold_grader``); the run uses it if it fits
+    and closes it. Without one the run starts its own once the fixture is known."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,7 @@ def run_stage2(request: RunRequest) -> RunResult:
         lane="fake" if request.provider == "fake" else "real",
         harness_home=harness_home(request.environ),
     )
+    grader: HeldGrader | None = None
     try:
         events.emit(
             "run_started",
@@ -148,12 +154,17 @@ def run_stage2(request: RunRequest) -> RunResult:
         if fixture is None:
             state.decide("blocked", "fixture-invalid", f"fixture invalid: {fixture_error}")
         else:
-            _pipeline(provider, fixture, request, config, state, events)
+            # Started now, its interpreter and pytest load while the agent works.
+            grader = fit_grader(request.grader, fixture, request.environ, tag=f"{run.run_id}-grading")
+            _pipeline(provider, fixture, request, config, state, events, grader)
     except HarnessInterrupted as exc:
         state.overrule("error", "harness-error", f"interrupted: the harness received {exc.signame}")
     except Exception as exc:
         state.record_harness_error(exc)
     finally:
+        for held in (grader, request.grader):
+            if held is not None:
+                held.close()
         with _signals_deferred():
             report = write_report(state, events)
             events.close()
@@ -199,7 +210,7 @@ def _builtin_root() -> Path:
 
 
 def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config: HarnessConfig,
-              state: RunState, events: EventLog) -> None:
+              state: RunState, events: EventLog, grader: HeldGrader | None) -> None:
     run_dir = state.run_dir
     ctx = RunContext(
         run_id=state.run_id,
@@ -252,7 +263,8 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
     if outcome.usage is not None:
         state.usage = outcome.usage
     patch = _collect_changes(ctx, invocation, baseline, state, events)
-    grade = run_grading(fixture, patch, run_dir / "grading", sandbox, ctx.harness_home, tag=f"{state.run_id}-grading")
+    grade = run_grading(fixture, patch, run_dir / "grading", sandbox, ctx.harness_home, tag=f"{state.run_id}-grading",
+                        held=grader)
     _record_grade(grade, state, events)
     if grade.result is not None and grade.result.interrupted:
         raise HarnessInterrupted(grade.result.interrupted)

@@ -20,21 +20,27 @@ import json
 import os
 import posixpath
 import re
-import shutil
-import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from cto_harness._tree import remove_tree
 from cto_harness.evidence import TestCounts, atomic_write_json
-from cto_harness.fixtures import Fixture, FixtureError, copy_repo, copy_repo_sharing, read_pristine
-from cto_harness.proc import ProcessResult, Sandbox, git_config_args, run_bounded, run_captured, runtime_paths, wrap
-from cto_harness.runner._verifier_plugin import CHANNEL_ENV
+from cto_harness.fixtures import Fixture, FixtureError, copy_repo, copy_repo_sharing, read_pristine, shareable_subtrees
+from cto_harness.proc import (
+    ProcessResult,
+    Sandbox,
+    choose_sandbox,
+    git_config_args,
+    run_bounded,
+    run_captured,
+    wrap,
+)
+from cto_harness.runner._held_grader import PLUGIN_SCRIPT, HeldGrader, grading_binds, grading_env, hold_grader
 from cto_harness.runner._workspace import git_env
 
-PLUGIN_SCRIPT = Path(__file__).resolve().with_name("_verifier_plugin.py")
 DROPPED_NAMES = frozenset({
     "conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml",
     "sitecustomize.py", "usercustomize.py",
@@ -74,14 +80,17 @@ class Verification:
 
 
 def verify_change(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, harness_home: Path,
-                  *, tag: str) -> Verification:
+                  *, tag: str, held: HeldGrader | None = None) -> Verification:
     """Grade ``patch`` on a fresh copy of ``fixture`` under ``out_dir``; never raises for agent input.
+
+    ``held``: a grading sandbox started earlier (``hold_grader``), used when it fits this
+    grading exactly (same sandbox, same shared subtrees), else closed; the caller closes it too.
 
     Raises:
         HarnessInterrupted: not raised; an interrupted run sets ``result.interrupted``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    check = _run_tests(fixture, patch, out_dir, sandbox, tag=tag)
+    check = _run_tests(fixture, patch, out_dir, sandbox, tag=tag, held=held)
     if check.result is None or check.result.interrupted:
         _write_summary(out_dir, check)
         return check
@@ -101,6 +110,28 @@ def verify_change(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbo
     return check
 
 
+def fit_grader(grader: HeldGrader | None, fixture: Fixture, environ: Mapping[str, str], *,
+               tag: str) -> HeldGrader | None:
+    """A held grader for ``fixture``: ``grader`` when its binds fit, else a new one (or None).
+
+    Binds are fixed when a sandbox starts: the fixture's shareable subtrees (those an agent's
+    patch usually does not touch) are bound now; a patch that touches one makes the
+    verifier fall back to a cold sandbox.
+    """
+    try:
+        sandbox = choose_sandbox(environ)
+        shared = shareable_subtrees(fixture) if sandbox.confined else []
+    except Exception:  # the cold path grades the same (and the run reports a bad fixture or sandbox)
+        if grader is not None:
+            grader.close()
+        return None
+    if grader is not None and grader.fits(sandbox, fixture.repo_dir, shared):
+        return grader
+    if grader is not None:
+        grader.close()
+    return hold_grader(environ, sandbox=sandbox, shared=[(fixture.repo_dir, rel) for rel in shared], tag=tag)
+
+
 def dropped_change(rel: str, fixture: Fixture) -> bool:
     """True for a path whose change the verifier never applies."""
     path = PurePosixPath(rel)
@@ -118,21 +149,26 @@ def _test_dirs(fixture: Fixture) -> set[str]:
     return {parent for rel in fixture.grading_tests if (parent := posixpath.dirname(rel))}
 
 
-def _run_tests(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, *, tag: str) -> Verification:
+def _run_tests(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, *, tag: str,
+               held: HeldGrader | None = None) -> Verification:
     tree, tmp = out_dir / "tree", out_dir / "tmp"
     argv = _pytest_argv(fixture, tree)
     check = Verification(argv=argv, timeout_s=fixture.test_timeout_s)
     for directory in (tree, tmp):
-        if directory.exists():
-            shutil.rmtree(directory)
+        remove_tree(directory)
     tmp.mkdir(parents=True)
     try:
         try:
             paths = _patch_paths(patch, tmp)
-            # Sandboxed, large untouched subtrees are not copied: the fixture's own are bound
-            # read-only over placeholders (the graded code cannot write them).
-            shared = copy_repo_sharing(fixture, tree, paths) if sandbox.confined else []
-            if not sandbox.confined:
+            shared = _held_copy(held, fixture, sandbox, paths)
+            if shared is not None and held is not None:
+                tree, tmp = held.tree, held.tmp
+            elif sandbox.confined:
+                # Sandboxed, large untouched subtrees are not copied: the fixture's own are bound
+                # read-only over placeholders (the graded code cannot write them).
+                shared = copy_repo_sharing(fixture, tree, paths) or []
+            else:
+                shared = []
                 copy_repo(fixture, tree)
             check.dropped = _apply(patch, fixture, tree, tmp, paths)
         except (FixtureError, VerifierRefusal) as exc:
@@ -142,18 +178,18 @@ def _run_tests(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, 
         channel = tmp / "results.jsonl"
         channel.write_bytes(b"")
         reader = os.open(channel, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        stdout, stderr = out_dir / "stdout.txt", out_dir / "stderr.txt"
         try:
-            check.result = run_bounded(
-                wrap(argv, sandbox, writable=[tree, tmp], readable=[*runtime_paths(), PLUGIN_SCRIPT],
-                     network="none", cwd=tree, overlaid=[(fixture.repo_dir / rel, tree / rel) for rel in shared]),
-                cwd=tree,
-                env=_env(tmp, channel),
-                timeout_s=fixture.test_timeout_s,
-                stdout_path=out_dir / "stdout.txt",
-                stderr_path=out_dir / "stderr.txt",
-                max_output_bytes=MAX_OUTPUT_BYTES,
-                tag=tag,
-            )
+            if held is not None and tree == held.tree:
+                # The plugin's own arguments (after the interpreter, its flags and the script).
+                check.result = held.release(argv[4:], timeout_s=fixture.test_timeout_s, stdout_path=stdout,
+                                            stderr_path=stderr, max_output_bytes=MAX_OUTPUT_BYTES)
+            else:
+                check.result = run_bounded(
+                    wrap(argv, sandbox, **grading_binds(tree, tmp), network="none", cwd=tree,
+                         overlaid=[(fixture.repo_dir / rel, tree / rel) for rel in shared]),
+                    cwd=tree, env=grading_env(tmp, channel), timeout_s=fixture.test_timeout_s, tag=tag,
+                    stdout_path=stdout, stderr_path=stderr, max_output_bytes=MAX_OUTPUT_BYTES)
             raw = _read_bounded(reader)
         finally:
             os.close(reader)
@@ -161,8 +197,20 @@ def _run_tests(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, 
         _judge(check, raw)
         return check
     finally:
-        for directory in (tree, tmp):
-            shutil.rmtree(directory, ignore_errors=True)
+        for directory in (tree, tmp, out_dir / "tree", out_dir / "tmp"):
+            remove_tree(directory)
+
+
+def _held_copy(held: HeldGrader | None, fixture: Fixture, sandbox: Sandbox, paths: list[str]) -> list[str] | None:
+    """Copy the fixture into the held grader's tree when it fits; the shared subtrees, else None."""
+    if held is None:
+        return None
+    if held.fits(sandbox, fixture.repo_dir, [rel for _, rel in held.shared]):
+        shared = copy_repo_sharing(fixture, held.tree, paths, premade=[rel for _, rel in held.shared])
+        if shared is not None:
+            return shared
+    held.close()
+    return None
 
 
 def _pytest_argv(fixture: Fixture, tree: Path, *, empty_ini: Path | None = None) -> list[str]:
@@ -185,19 +233,6 @@ def _has_root_config(fixture: Fixture) -> bool:
             except FixtureError:
                 continue
     return False
-
-
-def _env(tmp: Path, channel: Path) -> dict[str, str]:
-    """The test command's environment: an allowlist, never the caller's whole environment."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp),
-        "TMPDIR": str(tmp),
-        "LANG": "C.UTF-8",
-        "TZ": "UTC",
-        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-        CHANNEL_ENV: str(channel),
-    }
 
 
 def _patch_paths(patch: bytes, scratch: Path) -> list[str]:
@@ -265,11 +300,18 @@ def _glob_escape(path: str) -> str:
 
 def _refuse_escaping_symlinks(tree: Path) -> None:
     root = tree.resolve()
-    for directory, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
+    pending = [str(root)]  # an explicit stack: os.walk recurses once per level (a deep patch)
+    while pending:
+        directory = pending.pop()
+        with os.scandir(directory) as entries:
+            links = []
+            for entry in entries:
+                if entry.is_symlink():
+                    links.append(entry.name)
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+        for name in links:
             path = Path(directory, name)
-            if not stat.S_ISLNK(path.lstat().st_mode):
-                continue
             target = os.readlink(path)
             lexical = Path(posixpath.normpath(posixpath.join(directory, target)))
             try:
