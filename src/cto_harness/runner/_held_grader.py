@@ -18,10 +18,11 @@ import contextlib
 import json
 import os
 import secrets
+import stat
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from cto_harness._tree import remove_tree
 from cto_harness.core import harness_home
@@ -59,6 +60,35 @@ class HeldGrader:
         """True when it was started for this sandbox and these shared subtrees, and still waits."""
         return (self.held is not None and self.held.alive() and self.sandbox == sandbox
                 and self.shared == tuple((repo_dir, rel) for rel in shared))
+
+    def pristine(self) -> bool:
+        """``tree`` holds only the (empty) placeholders and ``tmp`` nothing: what ``hold_grader`` made.
+
+        Only the harness reaches the scratch dir (the harness home is hidden from provider
+        sandboxes); a directory listing keeps it that way for grading.
+        """
+        placeholders = {rel for _, rel in self.shared}
+        above = {parent.as_posix() for rel in placeholders for parent in PurePosixPath(rel).parents} - {"."}
+        try:
+            if os.listdir(self.tmp):
+                return False
+            for directory, dirnames, filenames in os.walk(self.tree):
+                for name in (*dirnames, *filenames):
+                    path = os.path.join(directory, name)
+                    rel = Path(path).relative_to(self.tree).as_posix()
+                    mode = os.lstat(path).st_mode
+                    if rel in placeholders and stat.S_ISDIR(mode):
+                        dirnames.remove(name)
+                        if os.listdir(path):
+                            return False
+                    elif rel in placeholders and stat.S_ISREG(mode):
+                        if os.lstat(path).st_size:
+                            return False
+                    elif not (rel in above and stat.S_ISDIR(mode)):
+                        return False
+        except OSError:
+            return False
+        return True
 
     def release(self, argv: Sequence[str], *, timeout_s: float, stdout_path: Path, stderr_path: Path,
                 max_output_bytes: int) -> ProcessResult:

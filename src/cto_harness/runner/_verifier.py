@@ -205,7 +205,7 @@ def _held_copy(held: HeldGrader | None, fixture: Fixture, sandbox: Sandbox, path
     """Copy the fixture into the held grader's tree when it fits; the shared subtrees, else None."""
     if held is None:
         return None
-    if held.fits(sandbox, fixture.repo_dir, [rel for _, rel in held.shared]):
+    if held.fits(sandbox, fixture.repo_dir, [rel for _, rel in held.shared]) and held.pristine():
         shared = copy_repo_sharing(fixture, held.tree, paths, premade=[rel for _, rel in held.shared])
         if shared is not None:
             return shared

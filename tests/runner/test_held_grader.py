@@ -1,0 +1,187 @@
+"""The held grader: a grading sandbox started early grades exactly as the cold path, or is not used."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from tests.conftest import cli_env, run_cli
+from tests.runner.test_verifier import FIX, _fix, _patch_of, _r1, _tag
+
+from cto_harness.fixtures import Fixture, load_fixture, resolve_fixture
+from cto_harness.proc import choose_sandbox
+from cto_harness.runner import HeldGrader, hold_grader
+from cto_harness.runner._verifier import fit_grader, verify_change
+
+SANDBOX = choose_sandbox(os.environ)
+pytestmark = pytest.mark.skipif(not SANDBOX.confined, reason="a grader is held only inside bubblewrap")
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "CTO_HARNESS_HOME": str(tmp_path / "home")}
+
+
+def _held(tmp_path: Path, fixture: Fixture) -> HeldGrader:
+    grader = fit_grader(None, fixture, _env(tmp_path), tag=_tag(tmp_path) + "-held")
+    assert grader is not None and grader.held is not None
+    return grader
+
+
+def _grade(tmp_path: Path, fixture: Fixture, patch: bytes, grader: HeldGrader | None, name: str) -> dict[str, object]:
+    check = verify_change(fixture, patch, tmp_path / name, SANDBOX, tmp_path / "home", tag=_tag(tmp_path),
+                          held=grader)
+    assert check.result is not None, check.problems
+    return {"passed": check.passed, "problems": check.problems, "counts": check.counts,
+            "passed_ids": check.passed_ids, "dropped": check.dropped, "pid": check.result.pid}
+
+
+def _break(repo: Path) -> None:
+    (repo / "strings.py").write_text("def slugify(text):\n    return text\n")
+
+
+def _fix_and_edit_tests(repo: Path) -> None:
+    _fix(repo)
+    (repo / "tests" / "test_strings.py").write_text("def test_nothing():\n    pass\n")
+
+
+@pytest.mark.parametrize("edit", [_fix, _break, _fix_and_edit_tests], ids=["fix", "broken", "edits-tests"])
+def test_held_grading_is_the_cold_grading(edit: object, tmp_path: Path) -> None:
+    fixture = _r1()
+    patch = _patch_of(fixture, tmp_path, edit)  # type: ignore[arg-type]
+    grader = _held(tmp_path, fixture)
+    held_pid = grader.held.pid if grader.held else None
+    try:
+        held = _grade(tmp_path, fixture, patch, grader, "held")
+    finally:
+        grader.close()
+    cold = _grade(tmp_path, fixture, patch, None, "cold")
+    assert held.pop("pid") == held_pid, "the held sandbox graded"
+    assert cold.pop("pid") != held_pid
+    assert held == cold
+    assert not (tmp_path / "home" / "scratch").exists() or not os.listdir(tmp_path / "home" / "scratch")
+
+
+def test_the_deadline_counts_from_release(tmp_path: Path) -> None:
+    root = tmp_path / "short"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root)
+    manifest = root / "fixture.toml"
+    manifest.write_text(manifest.read_text().replace("timeout_seconds = 120", "timeout_seconds = 5"))
+    fixture = load_fixture(root)
+    patch = _patch_of(fixture, tmp_path, _fix)
+    grader = _held(tmp_path, fixture)
+    try:
+        time.sleep(5.5)  # longer than the whole test timeout: held time is not grading time
+        held = _grade(tmp_path, fixture, patch, grader, "held")
+    finally:
+        grader.close()
+    assert held["passed"], held["problems"]
+
+
+def test_a_written_scratch_tree_is_not_graded(tmp_path: Path) -> None:
+    """Whatever reached the held tree before grading (only the harness can) makes the verifier go cold."""
+    fixture = _r1()
+    grader = _held(tmp_path, fixture)
+    held_pid = grader.held.pid if grader.held else None
+    (grader.tree / "conftest.py").write_text(
+        "import pytest\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
+        "    outcome = yield\n    outcome.get_result().outcome = 'passed'\n")
+    try:
+        held = _grade(tmp_path, fixture, _patch_of(fixture, tmp_path, _break), grader, "held")
+    finally:
+        grader.close()
+    assert held["pid"] != held_pid
+    assert not held["passed"]
+
+
+def test_a_dead_held_grader_is_not_used(tmp_path: Path) -> None:
+    fixture = _r1()
+    grader = _held(tmp_path, fixture)
+    assert grader.held is not None
+    held_pid = grader.held.pid
+    os.kill(held_pid, signal.SIGKILL)
+    psutil.Process(held_pid).wait(10) if psutil.pid_exists(held_pid) else None
+    try:
+        held = _grade(tmp_path, fixture, _patch_of(fixture, tmp_path, _fix), grader, "held")
+    finally:
+        grader.close()
+    assert held["pid"] != held_pid and held["passed"], held["problems"]
+
+
+def _big(tmp_path: Path) -> Fixture:
+    root = tmp_path / "big"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root, ignore=shutil.ignore_patterns("__pycache__"))
+    data = root / "repo" / "data"
+    data.mkdir()
+    for i in range(150):
+        (data / f"f{i:03d}.txt").write_text(f"datum {i}\n")
+    return load_fixture(root)
+
+
+@pytest.mark.parametrize("touch_shared", [False, True])
+def test_shared_subtrees_are_bound_when_held(touch_shared: bool, tmp_path: Path) -> None:
+    """Held, a big untouched dir is bound read-only as in the cold path; a patch inside it goes cold."""
+    fixture = _big(tmp_path)
+    code = FIX + (
+        "\nimport os\n_here = os.path.dirname(os.path.abspath(__file__))\n"
+        "assert open(os.path.join(_here, 'data', 'f001.txt')).read() == 'datum 1\\n'\n"
+        "try:\n    open(os.path.join(_here, 'data', 'f000.txt'), 'w').write('pwned\\n')\nexcept OSError:\n    pass\n")
+
+    def edit(repo: Path) -> None:
+        (repo / "strings.py").write_text(code)
+        if touch_shared:
+            (repo / "data" / "f149.txt").write_text("changed\n")
+
+    patch = _patch_of(fixture, tmp_path, edit)
+    grader = _held(tmp_path, fixture)
+    assert [rel for _, rel in grader.shared] == ["data"]
+    held_pid = grader.held.pid if grader.held else None
+    try:
+        held = _grade(tmp_path, fixture, patch, grader, "held")
+    finally:
+        grader.close()
+    assert held["passed"], held["problems"]
+    assert (held["pid"] == held_pid) is not touch_shared
+    assert (fixture.repo_dir / "data" / "f000.txt").read_text() == "datum 0\n"
+
+
+def test_close_kills_the_sandbox_and_removes_the_scratch(tmp_path: Path) -> None:
+    grader = hold_grader(_env(tmp_path), tag=_tag(tmp_path))
+    assert grader is not None and grader.held is not None
+    root = psutil.Process(grader.held.pid)
+    deadline = time.monotonic() + 30
+    while not any("--held" in " ".join(p.cmdline()) for p in root.children(recursive=True)):
+        assert time.monotonic() < deadline, "the held interpreter never started"
+        time.sleep(0.01)
+    tree = [root, *root.children(recursive=True)]
+    grader.close()
+    assert not grader.scratch.exists()
+    for proc in tree:
+        assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE, proc
+
+
+def test_runs_leave_no_scratch_and_no_held_process(tmp_path: Path, runs_dir: Path) -> None:
+    env = cli_env(tmp_path)
+    ok = run_cli("run", "--runs-dir", str(runs_dir), env=env)
+    assert ok.report is not None and ok.report["verdict"] == "pass"
+    bad = run_cli("run", "--runs-dir", str(runs_dir), "--scenario", "bogus", env=env)
+    assert bad.returncode == 2
+    scratch = tmp_path / "home" / "scratch"
+    assert not scratch.exists() or not os.listdir(scratch)
+    mine = [p for p in psutil.process_iter(["cmdline"]) if str(scratch) in " ".join(p.info["cmdline"] or [])]
+    assert not [p for p in mine if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_stale_scratch_dir_of_a_dead_harness_is_swept(tmp_path: Path) -> None:
+    dead = psutil.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / "home" / "scratch" / f"grading-{dead.pid}-000000000000"
+    (stale / "tree").mkdir(parents=True)
+    grader = hold_grader(_env(tmp_path), tag=_tag(tmp_path))
+    assert grader is not None
+    grader.close()
+    assert not stale.exists()
