@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cto_harness._tree import remove_tree
 from tests.evidence.deep import make_chain
+
+from cto_harness._tree import remove_tree
 
 
 def test_removes_a_chain_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
