@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 from tests.conftest import cli_env, run_cli
-from tests.runner.test_verifier import FIX, _fix, _patch_of, _r1, _tag
+from tests.runner.test_verifier import FIX, _fix, _patch_of, _r1, _tag, r1_with_test_timeout
 
 from cto_harness.fixtures import Fixture, load_fixture, resolve_fixture
 from cto_harness.proc import choose_sandbox
@@ -67,11 +67,7 @@ def test_held_grading_is_the_cold_grading(edit: object, tmp_path: Path) -> None:
 
 
 def test_the_deadline_counts_from_release(tmp_path: Path) -> None:
-    root = tmp_path / "short"
-    shutil.copytree(resolve_fixture("r1-string-slugify"), root)
-    manifest = root / "fixture.toml"
-    manifest.write_text(manifest.read_text().replace("timeout_seconds = 120", "timeout_seconds = 5"))
-    fixture = load_fixture(root)
+    fixture = r1_with_test_timeout(tmp_path, 5)
     patch = _patch_of(fixture, tmp_path, _fix)
     grader = _held(tmp_path, fixture)
     try:

@@ -108,12 +108,17 @@ def test_patch_that_does_not_apply_is_refused(tmp_path: Path) -> None:
     assert "does not apply" in check.problems[0]
 
 
-def test_hanging_code_under_test_times_out(tmp_path: Path) -> None:
-    root = tmp_path / "slow"
+def r1_with_test_timeout(tmp_path: Path, seconds: int) -> Fixture:
+    """A copy of r1 whose tests may take ``seconds``."""
+    root = tmp_path / f"r1-timeout-{seconds}"
     shutil.copytree(resolve_fixture("r1-string-slugify"), root)
     manifest = root / "fixture.toml"
-    manifest.write_text(manifest.read_text().replace("timeout_seconds = 120", "timeout_seconds = 3"))
-    fixture = load_fixture(root)
+    manifest.write_text(manifest.read_text().replace("timeout_seconds = 120", f"timeout_seconds = {seconds}"))
+    return load_fixture(root)
+
+
+def test_hanging_code_under_test_times_out(tmp_path: Path) -> None:
+    fixture = r1_with_test_timeout(tmp_path, 3)
     patch = _patch_of(fixture, tmp_path, lambda repo: (repo / "strings.py").write_text(
         "import time\ntime.sleep(600)\n" + FIX))
     check = verify_change(fixture, patch, tmp_path / "grading", SANDBOXES[-1], tmp_path / "home", tag=_tag(tmp_path))
