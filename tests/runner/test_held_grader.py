@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -11,9 +10,9 @@ from pathlib import Path
 import psutil
 import pytest
 from tests.conftest import cli_env, run_cli
-from tests.runner.test_verifier import FIX, _fix, _patch_of, _r1, _tag, r1_with_test_timeout
+from tests.runner.test_verifier import FIX, _fix, _patch_of, _r1, _tag, r1_with_data_dir, r1_with_test_timeout
 
-from cto_harness.fixtures import Fixture, load_fixture, resolve_fixture
+from cto_harness.fixtures import Fixture
 from cto_harness.proc import choose_sandbox
 from cto_harness.runner import HeldGrader, hold_grader
 from cto_harness.runner._verifier import fit_grader, verify_change
@@ -108,20 +107,10 @@ def test_a_dead_held_grader_is_not_used(tmp_path: Path) -> None:
     assert held["pid"] != held_pid and held["passed"], held["problems"]
 
 
-def _big(tmp_path: Path) -> Fixture:
-    root = tmp_path / "big"
-    shutil.copytree(resolve_fixture("r1-string-slugify"), root, ignore=shutil.ignore_patterns("__pycache__"))
-    data = root / "repo" / "data"
-    data.mkdir()
-    for i in range(150):
-        (data / f"f{i:03d}.txt").write_text(f"datum {i}\n")
-    return load_fixture(root)
-
-
 @pytest.mark.parametrize("touch_shared", [False, True])
 def test_shared_subtrees_are_bound_when_held(touch_shared: bool, tmp_path: Path) -> None:
     """Held, a big untouched dir is bound read-only as in the cold path; a patch inside it goes cold."""
-    fixture = _big(tmp_path)
+    fixture = r1_with_data_dir(tmp_path)
     code = FIX + (
         "\nimport os\n_here = os.path.dirname(os.path.abspath(__file__))\n"
         "assert open(os.path.join(_here, 'data', 'f001.txt')).read() == 'datum 1\\n'\n"

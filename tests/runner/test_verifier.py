@@ -177,16 +177,22 @@ def test_plugin_autoload_is_off_unless_the_manifest_declares_the_plugin(declared
     assert check.passed is declared, check.problems
 
 
-@pytest.mark.parametrize("sandbox", SANDBOXES, ids=lambda s: s.kind)
-def test_large_untouched_subtrees_are_shared_read_only(sandbox: Sandbox, tmp_path: Path) -> None:
-    """Sandboxed, a big untouched dir is the fixture's own, bound read-only: graded code reads it, never writes it."""
+def r1_with_data_dir(tmp_path: Path) -> Fixture:
+    """A copy of r1 with a ``data/`` dir of 150 files: large enough to be shared, not copied."""
     root = tmp_path / "big"
     shutil.copytree(resolve_fixture("r1-string-slugify"), root, ignore=shutil.ignore_patterns("__pycache__"))
     data = root / "repo" / "data"
     data.mkdir()
     for i in range(150):
         (data / f"f{i:03d}.txt").write_text(f"datum {i}\n")
-    fixture = load_fixture(root)
+    return load_fixture(root)
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES, ids=lambda s: s.kind)
+def test_large_untouched_subtrees_are_shared_read_only(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Sandboxed, a big untouched dir is the fixture's own, bound read-only: graded code reads it, never writes it."""
+    fixture = r1_with_data_dir(tmp_path)
+    data = fixture.repo_dir / "data"
     code = FIX + (
         "\nimport os\n_here = os.path.dirname(os.path.abspath(__file__))\n"
         "assert open(os.path.join(_here, 'data', 'f001.txt')).read() == 'datum 1\\n'\n"
