@@ -15,6 +15,7 @@ from tests.runner.test_verifier import FIX, _fix, _patch_of, _r1, _tag, r1_with_
 from cto_harness.fixtures import Fixture
 from cto_harness.proc import choose_sandbox
 from cto_harness.runner import HeldGrader, hold_grader
+from cto_harness.runner._held_grader import FOREIGN_SCRATCH_MAX_AGE_S, _host_key
 from cto_harness.runner._verifier import fit_grader, verify_change
 
 SANDBOX = choose_sandbox(os.environ)
@@ -162,11 +163,20 @@ def test_runs_leave_no_scratch_and_no_held_process(tmp_path: Path, runs_dir: Pat
 
 
 def test_a_stale_scratch_dir_of_a_dead_harness_is_swept(tmp_path: Path) -> None:
+    """Of this pid namespace: when its pid is gone; of another (a shared home): only when a week old."""
     dead = psutil.Popen(["true"])
     dead.wait()
-    stale = tmp_path / "home" / "scratch" / f"grading-{dead.pid}-000000000000"
-    (stale / "tree").mkdir(parents=True)
+    scratch = tmp_path / "home" / "scratch"
+    mine = _host_key()
+    stale, alive = scratch / f"grading-{mine}-{dead.pid}-000000000000", scratch / f"grading-{mine}-{os.getpid()}-0"
+    other = "0" * 12  # another host's (or container's) key
+    foreign, old_foreign = scratch / f"grading-{other}-{dead.pid}-0", scratch / f"grading-{other}-{dead.pid}-1"
+    for directory in (stale, alive, foreign, old_foreign):
+        (directory / "tree").mkdir(parents=True)
+    week_ago = time.time() - FOREIGN_SCRATCH_MAX_AGE_S - 60
+    os.utime(old_foreign, (week_ago, week_ago))
     grader = hold_grader(_env(tmp_path), tag=_tag(tmp_path))
     assert grader is not None
     grader.close()
-    assert not stale.exists()
+    assert not stale.exists() and not old_foreign.exists()
+    assert alive.exists() and foreign.exists()

@@ -15,11 +15,15 @@ This module stays light (no pydantic): the CLI starts a grader before its own im
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import os
 import secrets
+import socket
 import stat
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -31,7 +35,8 @@ from cto_harness.runner._verifier_plugin import CHANNEL_ENV, HELD_FLAG
 
 PLUGIN_SCRIPT = Path(__file__).resolve().with_name("_verifier_plugin.py")
 SCRATCH_DIR = "scratch"
-"""Under the harness home: ``grading-<pid>-<token>/{tree,tmp}`` of each held grader."""
+"""Under the harness home: ``grading-<host key>-<pid>-<token>/{tree,tmp}`` of each held grader."""
+FOREIGN_SCRATCH_MAX_AGE_S = 7 * 24 * 3600
 
 
 @dataclass
@@ -142,7 +147,7 @@ def hold_grader(environ: Mapping[str, str], *, sandbox: Sandbox | None = None,
     try:
         root = harness_home(environ) / SCRATCH_DIR
         _sweep(root)
-        scratch = root / f"grading-{os.getpid()}-{secrets.token_hex(6)}"
+        scratch = root / f"grading-{_host_key()}-{os.getpid()}-{secrets.token_hex(6)}"
         grader = HeldGrader(sandbox=sandbox, scratch=scratch, shared=tuple(shared))
         for directory in (grader.tree, grader.tmp):
             directory.mkdir(parents=True, mode=0o700)
@@ -167,12 +172,33 @@ def hold_grader(environ: Mapping[str, str], *, sandbox: Sandbox | None = None,
 
 
 def _sweep(root: Path) -> None:
-    """Remove scratch dirs whose harness process is gone (a SIGKILLed run leaves its own)."""
+    """Remove scratch dirs whose harness process is gone (a SIGKILLed run leaves its own).
+
+    A home may be shared (containers, hosts): a pid means something only in the pid
+    namespace that wrote it, so another one's dirs go only when a week old.
+    """
+    mine = _host_key()
     with contextlib.suppress(OSError):
         for entry in os.scandir(root):
             parts = entry.name.split("-")
-            if len(parts) == 3 and parts[0] == "grading" and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            if len(parts) != 4 or parts[0] != "grading" or not parts[2].isdigit():
+                continue
+            if parts[1] == mine:
+                stale = not _pid_alive(int(parts[2]))
+            else:
+                stale = time.time() - entry.stat(follow_symlinks=False).st_mtime > FOREIGN_SCRATCH_MAX_AGE_S
+            if stale:
                 remove_tree(Path(entry.path))
+
+
+@functools.cache
+def _host_key() -> str:
+    """This host, boot and pid namespace, in 12 hex digits."""
+    parts = [socket.gethostname()]
+    for source in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        with contextlib.suppress(OSError):
+            parts.append(Path(source).read_text().strip() if "random" in source else str(os.stat(source).st_ino))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
 
 
 def _pid_alive(pid: int) -> bool:
