@@ -174,3 +174,23 @@ def test_files_written_just_before_the_baseline_are_trusted_at_once(tmp_path: Pa
     assert baseline.snapshot is not None
     for rel in ("big.bin", "small.py"):
         assert baseline.snapshot.trusted(rel, (workspace / rel).lstat())
+
+
+def test_the_cache_is_bounded_oldest_entry_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cto_harness.runner import _blobcache
+
+    monkeypatch.setattr(_blobcache, "MAX_CACHE_BYTES", BIG * 2)  # room for one object, not two
+    _run(tmp_path, "one")
+    cache = tmp_path / "cache" / DIR_NAME
+    first = {p.name for p in cache.iterdir()}
+    assert first == {f"{CONTENT_SHA}.json", f"{CONTENT_SHA}.obj"}
+    other = tmp_path / "other" / "workspace"
+    other.mkdir(parents=True)
+    (other / "big.bin").write_bytes(CONTENT[::-1])
+    copied = {"big.bin": ((other / "big.bin").lstat(), hashlib.sha256(CONTENT[::-1]).hexdigest())}
+    stale = cache / f"{'0' * 64}.obj.1.dead.tmp"  # left by a harness that died while adding an entry
+    stale.write_bytes(b"x")
+    os.utime(stale, ns=(0, 0))
+    init_baseline(other, tmp_path / "other" / "baseline.git", copied=copied, cache_dir=tmp_path / "cache")
+    sha = copied["big.bin"][1]
+    assert {p.name for p in cache.iterdir()} == {f"{sha}.json", f"{sha}.obj"}
