@@ -283,6 +283,7 @@ def _tricky_tree(workspace: Path) -> None:
     (workspace / "pkg" / "sub" / "link-up").symlink_to("../m.py")
     (workspace / "naïve name ü.txt").write_text("utf-8\n")
     (workspace / "big.bin").write_bytes(bytes(range(256)) * 4096 + b"tail")  # above KEEP_BYTES
+    (workspace / "mid.bin").write_bytes(bytes(range(7, 256)) * 400)  # in the pack, more than one stored block
 
 
 @pytest.mark.parametrize("threaded", [False, True])
@@ -387,3 +388,16 @@ def test_a_malformed_diff_output_is_an_error(out: bytes) -> None:
 
     with pytest.raises(WorkspaceError):
         split_patch_with_raw(out)
+
+
+@pytest.mark.parametrize("size", [0, 1, 40_000, 0xFFFF, 0x10000, 200_000])
+def test_pack_entries_are_whole_zlib_streams(size: int) -> None:
+    import zlib
+
+    from cto_harness.runner import _gitpack
+
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    stream = _gitpack._zlib_stored(data)
+    assert zlib.decompress(stream) == data
+    if size < 0xFFFB:  # zlib's own stored blocks stop at 65531 bytes; one block either way below that
+        assert stream == zlib.compress(data, 0)

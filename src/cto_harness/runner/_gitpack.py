@@ -23,7 +23,7 @@ import stat
 import struct
 import threading
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -260,6 +260,17 @@ def settle(scratch: Path, objects_dir: Path, oid: bytes) -> bytes:
     return oid
 
 
+def _zlib_stored(data: bytes) -> bytes:
+    """``data`` as a whole zlib stream of stored blocks: what ``zlib.compress(data, 0)`` gives, built by hand.
+
+    Many small objects: no compressor object per entry.
+    """
+    size = len(data)
+    # One final block, or non-final blocks and an empty final one.
+    body = b"\x01" + struct.pack("<HH", size, size ^ 0xFFFF) + data if size <= 0xFFFF else _stored(data) + _STORED_END
+    return b"\x78\x01" + body + struct.pack(">I", zlib.adler32(data))
+
+
 def _stored(data: bytes) -> bytes:
     """``data`` as non-final deflate stored blocks (at most 65535 bytes each)."""
     view = memoryview(data)
@@ -298,7 +309,7 @@ def _oid(kind: bytes, data: bytes) -> bytes:
 
 
 class _Pack:
-    """A pack being written: entries stream through zlib (level 0), SHA-1 and CRC-32."""
+    """A pack being written: each entry a zlib stream of stored blocks (level 0), through SHA-1 and CRC-32."""
 
     def __init__(self, path: Path, count: int) -> None:
         self._fh = open(path, "xb")  # noqa: SIM115 (closed in finish)
@@ -312,25 +323,18 @@ class _Pack:
         self._sha.update(data)
         self.offset += len(data)
 
-    def add(self, oid: bytes, kind: int, size: int, chunks: Iterator[bytes]) -> None:
+    def add(self, oid: bytes, kind: int, data: bytes) -> None:
         start = self.offset
+        size = len(data)
         byte, size_left = (kind << 4) | (size & 0x0F), size >> 4
         header = bytearray()
         while size_left:
             header.append(byte | 0x80)
             byte, size_left = size_left & 0x7F, size_left >> 7
         header.append(byte)
-        crc = zlib.crc32(header)
-        self._put(bytes(header))
-        deflate = zlib.compressobj(0)
-        for chunk in chunks:
-            if out := deflate.compress(chunk):
-                crc = zlib.crc32(out, crc)
-                self._put(out)
-        out = deflate.flush()
-        crc = zlib.crc32(out, crc)
-        self._put(out)
-        self.entries.append((oid, crc, start))
+        entry = b"".join((header, _zlib_stored(data)))
+        self._put(entry)
+        self.entries.append((oid, zlib.crc32(entry), start))
 
     def finish(self) -> bytes:
         checksum = self._sha.digest()
@@ -361,9 +365,9 @@ def write_store(objects_dir: Path, files: list[TreeFile], identity: Mapping[str,
     pack = _Pack(scratch, len(blobs) + len(unique_trees))
     try:
         for oid, data in blobs.items():
-            pack.add(oid, _OBJ_BLOB, len(data), iter((data,)))
+            pack.add(oid, _OBJ_BLOB, data)
         for oid, data in unique_trees.items():
-            pack.add(oid, _OBJ_TREE, len(data), iter((data,)))
+            pack.add(oid, _OBJ_TREE, data)
         checksum = pack.finish()
     except BaseException:
         scratch.unlink(missing_ok=True)
@@ -449,28 +453,29 @@ def init_repo(git_dir: Path, *, bare: bool) -> None:
     (git_dir / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n" + tail)
 
 
-def write_index(path: Path, files: list[TreeFile]) -> None:
-    """A version 2 index of ``files`` with their stat data, so git in the work tree sees it clean."""
-    with open(path, "wb") as handle:
-        handle.write(index_bytes(files))
+_INDEX_HEAD = struct.Struct(">10I")
+_INDEX_FLAGS = struct.Struct(">H")
 
 
-def index_bytes(files: list[TreeFile], *, stat_data: bool = True) -> bytes:
-    """A version 2 index of ``files``; without ``stat_data``, every stat field is 0 (what ``git read-tree`` writes).
+def index_bytes(files: list[TreeFile]) -> tuple[bytes, bytes]:
+    """Two version 2 indexes of ``files``: with their stat data, and with every stat field 0.
 
-    A stat-less entry never matches a file's stat, so ``git add`` hashes every path it is given.
+    The second is what ``git read-tree`` writes: a stat-less entry never matches a file's
+    stat, so ``git add`` hashes every path it is given.
     """
-    parts = [b"DIRC", struct.pack(">II", 2, len(files))]
-    for entry in sorted(files, key=lambda e: os.fsencode(e.rel)):
-        st, name = entry.st, os.fsencode(entry.rel)
-        if stat_data:
-            head = struct.pack(
-                ">10I", (st.st_ctime_ns // 10**9) & _M32, st.st_ctime_ns % 10**9, (st.st_mtime_ns // 10**9) & _M32,
-                st.st_mtime_ns % 10**9, st.st_dev & _M32, st.st_ino & _M32, entry.mode, st.st_uid & _M32,
-                st.st_gid & _M32, st.st_size & _M32)
-        else:
-            head = struct.pack(">10I", 0, 0, 0, 0, 0, 0, entry.mode, 0, 0, 0)
-        record = head + entry.oid + struct.pack(">H", min(len(name), 0xFFF)) + name
-        parts.append(record + b"\0" * (8 - len(record) % 8))
-    body = b"".join(parts)
-    return body + hashlib.sha1(body, usedforsecurity=False).digest()
+    count = struct.pack(">II", 2, len(files))
+    with_stat, stat_less = [b"DIRC", count], [b"DIRC", count]
+    for name, entry in sorted([(os.fsencode(e.rel), e) for e in files], key=lambda pair: pair[0]):
+        st, mode = entry.st, entry.mode
+        tail = b"".join((entry.oid, _INDEX_FLAGS.pack(min(len(name), 0xFFF)), name,
+                         b"\0" * (8 - (62 + len(name)) % 8)))
+        with_stat += (_INDEX_HEAD.pack(
+            (st.st_ctime_ns // 10**9) & _M32, st.st_ctime_ns % 10**9, (st.st_mtime_ns // 10**9) & _M32,
+            st.st_mtime_ns % 10**9, st.st_dev & _M32, st.st_ino & _M32, mode, st.st_uid & _M32,
+            st.st_gid & _M32, st.st_size & _M32), tail)
+        stat_less += (_INDEX_HEAD.pack(0, 0, 0, 0, 0, 0, mode, 0, 0, 0), tail)
+    out = []
+    for parts in (with_stat, stat_less):
+        body = b"".join(parts)
+        out.append(body + hashlib.sha1(body, usedforsecurity=False).digest())
+    return out[0], out[1]

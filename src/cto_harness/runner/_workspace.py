@@ -46,7 +46,7 @@ from cto_harness.proc import Captured, git_config_args, run_captured
 from cto_harness.proc import git_env as proc_git_env
 from cto_harness.runner._blobcache import DIR_NAME as BLOB_CACHE_DIR
 from cto_harness.runner._blobcache import BlobCache
-from cto_harness.runner._gitpack import index_bytes, init_repo, scan, write_index, write_store
+from cto_harness.runner._gitpack import index_bytes, init_repo, scan, write_store
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "cto-harness",
@@ -196,7 +196,8 @@ def init_baseline(workspace: Path, baseline_git: Path, *,
     placed = cache.mirrored if cache is not None else {}
     copies = {**_copy_objects(baseline_git, dot_git, skip=placed), **placed}
     _write_ref(dot_git, commit)
-    write_index(dot_git / "index", files)
+    work_index, tree_index = index_bytes(files)
+    (dot_git / "index").write_bytes(work_index)
     if cache is not None:
         cache.keep(files, baseline_git / "objects")
     entries = {entry.rel: stat_key(entry.st) for entry in files}
@@ -207,7 +208,7 @@ def init_baseline(workspace: Path, baseline_git: Path, *,
             git_objects[name] = (stat_key(copies[name]), entry.object_sha256)
     newest = max((key[5] for key in (*entries.values(), *(k for k, _ in git_objects.values()))), default=0)
     return Baseline(commit=commit, snapshot=_seal(entries, workspace, baseline_git / STAT_MARKER, newest),
-                    git_objects=git_objects, tree_index=index_bytes(files, stat_data=False))
+                    git_objects=git_objects, tree_index=tree_index)
 
 
 def _git_baseline(workspace: Path, baseline_git: Path) -> Baseline:
