@@ -65,27 +65,59 @@ def separate(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> f
     return _in_parallel([(cli, None) for _ in range(trials)], concurrency)
 
 
-def job(fixture_id: str, trials: int, concurrency: int, scratch: Path, executor: str = "local") -> tuple[float, float]:
-    """Wall time of one job (and the Ray start-up inside it, 0 for local); executor local|processes|ray."""
+def tree_cpu() -> float:
+    """CPU seconds of this process and all its descendants, including the children they reaped."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def job(fixture_id: str, trials: int, concurrency: int, scratch: Path,
+        executor: str = "local") -> tuple[float, float, float]:
+    """(wall, Ray start-up, CPU) of one job; executor local|processes|ray.
+
+    CPU is the job's whole process tree (coordinator, zygotes, trials, and for Ray the
+    cluster's processes), measured while the cluster still runs: a more stable figure than
+    the wall time on a machine that other work loads.
+    """
     from cto_harness.jobs import LocalExecutor, RayExecutor, create_job, parse_spec, run_job
 
     spec = parse_spec({"name": f"bench-{executor}", "fixtures": [fixture_id], "attempts": trials,
                        "concurrency": concurrency, "agents": [{"name": "fake", "provider": "fake"}]})
     job_dir = create_job(spec, scratch / "jobs")
     runner: LocalExecutor | RayExecutor
+    startup = 0.0
     if executor == "ray":
+        import ray
+
+        began = time.perf_counter()  # as RayExecutor starts a local cluster; started here so its CPU can be read
+        ray.init(num_cpus=concurrency, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        startup = time.perf_counter() - began
         runner = RayExecutor(concurrency=concurrency)
     else:
         runner = LocalExecutor(concurrency, zygotes=executor == "local")
-    start = time.perf_counter()
-    outcome = run_job(job_dir, executor=runner)
-    wall = time.perf_counter() - start
+    try:
+        cpu = tree_cpu()
+        start = time.perf_counter()
+        outcome = run_job(job_dir, executor=runner)
+        wall = time.perf_counter() - start
+        cpu = tree_cpu() - cpu
+    finally:
+        if executor == "ray":
+            ray.shutdown()
     if outcome.summary["verdicts"] != {"pass": trials}:
         logs = sorted(job_dir.glob("logs/*/*/*.stderr"))
         tail = logs[-1].read_text(errors="replace")[-2000:] if logs else "no trial logs"
         raise SystemExit(f"{executor} job did not pass every trial: {outcome.summary['verdicts']}\n{tail}")
-    startup = getattr(runner, "startup_s", None) or 0.0
-    return wall, startup
+    return wall, startup, cpu
 
 
 def main() -> int:
@@ -114,19 +146,23 @@ def main() -> int:
         cases.append(("floor", lambda s: add("floor", floor(args.fixture, args.trials, args.concurrency, s))))
     if not args.skip_separate:
         cases.append(("separate", lambda s: add("separate", separate(args.fixture, args.trials, args.concurrency, s))))
-    cases.append(("job", lambda s: add("job", job(args.fixture, args.trials, args.concurrency, s)[0])))
-    if args.processes:
-        cases.append(("processes", lambda s: add("processes", job(args.fixture, args.trials, args.concurrency, s,
-                                                                    "processes")[0])))
-    if args.efficiency:
-        cases.append(("job_c1", lambda s: add("job_c1", job(args.fixture, args.trials, 1, s)[0])))
-    if args.ray:
-        def ray_case(s: Path) -> None:
-            wall, startup = job(args.fixture, args.trials, args.concurrency, s, "ray")
-            add("ray_startup", startup)
-            add("ray_after_startup", wall - startup)
+    def job_case(name: str, concurrency: int, executor: str = "local") -> Callable[[Path], None]:
+        def case(s: Path) -> None:
+            wall, startup, cpu = job(args.fixture, args.trials, concurrency, s, executor)
+            add(name, wall)
+            add(f"{name}_cpu", cpu)
+            if executor == "ray":
+                add("ray_startup", startup)
 
-        cases.append(("ray", ray_case))
+        return case
+
+    cases.append(("job", job_case("job", args.concurrency)))
+    if args.processes:
+        cases.append(("processes", job_case("processes", args.concurrency, "processes")))
+    if args.efficiency:
+        cases.append(("job_c1", job_case("job_c1", 1)))
+    if args.ray:
+        cases.append(("ray", job_case("ray_after_startup", args.concurrency, "ray")))
     for round_no in range(args.repeat):
         shift = round_no % len(cases)
         for name, case in cases[shift:] + cases[:shift]:
@@ -137,6 +173,10 @@ def main() -> int:
     def span(name: str) -> str:
         values = results[name]
         return f"{statistics.median(values):7.2f} s (min {min(values):.2f}, max {max(values):.2f})"
+
+    def cpu(name: str) -> str:
+        per = [value / args.trials for value in results[f"{name}_cpu"]]
+        return f"CPU {statistics.median(per):.3f} s/trial (min {min(per):.3f}, max {max(per):.3f})"
 
     def ratio(name: str, base: str, goal: str = "") -> str:
         values = [a / b for a, b in zip(results[name], results[base], strict=True)]
@@ -153,6 +193,7 @@ def main() -> int:
         print(f"one `job run`:                  {span('job')}  {ratio('job', 'floor', '<= 1.3x')}")
     else:
         print(f"one `job run`:                  {span('job')}")
+    print(f"                                 {cpu('job')}")
     if "processes" in results:
         print(f"job, a process per trial:       {span('processes')}  job/this {ratio('job', 'processes')}")
         if "floor" in results:
@@ -167,6 +208,10 @@ def main() -> int:
         print(f"ray job after start-up:         {span('ray_after_startup')}  overhead "
               f"{statistics.median(over) * 100:+.0f} % (min {min(over) * 100:+.0f}, max {max(over) * 100:+.0f}) "
               f"vs local (goal <= 5 %)")
+        more = [r / j - 1 for r, j in zip(results["ray_after_startup_cpu"], results["job_cpu"], strict=True)]
+        print(f"                                 {cpu('ray_after_startup')}: "
+              f"{statistics.median(more) * 100:+.0f} % (min {min(more) * 100:+.0f}, max {max(more) * 100:+.0f}) "
+              "vs local")
     return 0
 
 
