@@ -46,7 +46,8 @@ def _in_parallel(jobs: list[tuple[list[str], Path | None]], concurrency: int,
     return time.perf_counter() - start
 
 
-def floor(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> float:
+def floor(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> tuple[float, float]:
+    """(wall, CPU) of the bare test runs (the copies and patches are made before either is read)."""
     from cto_harness.fixtures import load_fixture, resolve_fixture, test_argv
 
     fixture = load_fixture(resolve_fixture(fixture_id), builtin=True)
@@ -57,7 +58,9 @@ def floor(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> floa
         subprocess.run(["git", "apply", str(fixture.solution_patch)], cwd=work, check=True)
         jobs.append((test_argv(fixture), work))
     # As the grader runs pytest: no plugin autoload (installed plugins can cost seconds per run).
-    return _in_parallel(jobs, concurrency, env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    cpu = tree_cpu()
+    wall = _in_parallel(jobs, concurrency, env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    return wall, tree_cpu() - cpu
 
 
 def separate(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> float:
@@ -143,7 +146,12 @@ def main() -> int:
 
     cases: list[tuple[str, Callable[[Path], None]]] = []
     if not args.skip_floor:
-        cases.append(("floor", lambda s: add("floor", floor(args.fixture, args.trials, args.concurrency, s))))
+        def floor_case(s: Path) -> None:
+            wall, cpu = floor(args.fixture, args.trials, args.concurrency, s)
+            add("floor", wall)
+            add("floor_cpu", cpu)
+
+        cases.append(("floor", floor_case))
     if not args.skip_separate:
         cases.append(("separate", lambda s: add("separate", separate(args.fixture, args.trials, args.concurrency, s))))
     def job_case(name: str, concurrency: int, executor: str = "local") -> Callable[[Path], None]:
@@ -178,6 +186,10 @@ def main() -> int:
         per = [value / args.trials for value in results[f"{name}_cpu"]]
         return f"CPU {statistics.median(per):.3f} s/trial (min {min(per):.3f}, max {max(per):.3f})"
 
+    def ratio_of(name: str, base: str) -> str:
+        values = [a / b for a, b in zip(results[name], results[base], strict=True)]
+        return f"{statistics.median(values):.2f}x (min {min(values):.2f}, max {max(values):.2f})"
+
     def ratio(name: str, base: str, goal: str = "") -> str:
         values = [a / b for a, b in zip(results[name], results[base], strict=True)]
         return (f"ratio {statistics.median(values):.2f}x (min {min(values):.2f}, max {max(values):.2f})"
@@ -187,13 +199,15 @@ def main() -> int:
           f"(load average at the end: {os.getloadavg()[0]:.1f})")
     if "floor" in results:
         print(f"floor (bare tests, {args.concurrency} at a time): {span('floor')}")
+        print(f"                                 {cpu('floor')}")
     if "separate" in results and "floor" in results:
         print(f"separate `run` processes:       {span('separate')}  {ratio('separate', 'floor')}")
     if "floor" in results:
         print(f"one `job run`:                  {span('job')}  {ratio('job', 'floor', '<= 1.3x')}")
     else:
         print(f"one `job run`:                  {span('job')}")
-    print(f"                                 {cpu('job')}")
+    print(f"                                 {cpu('job')}"
+          + (f", {ratio_of('job_cpu', 'floor_cpu')} of the floor's" if "floor_cpu" in results else ""))
     if "processes" in results:
         print(f"job, a process per trial:       {span('processes')}  job/this {ratio('job', 'processes')}")
         if "floor" in results:
