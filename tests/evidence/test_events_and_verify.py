@@ -68,3 +68,39 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_verify_checks_and_hashes_the_same_report_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report.json swapped while verify runs cannot be checked in one version and hashed in the other.
+
+    The attack: edit the agent's final tree, and serve a report listing the edited tree to
+    the check but the genuine, signed report to the hash.
+    """
+    import os
+
+    from cto_harness.evidence import verify_run
+    from cto_harness.evidence._artifacts import collect_artifacts
+    from cto_harness.runner import RunRequest, run_stage2
+
+    home = tmp_path / "home"
+    result = run_stage2(RunRequest(runs_dir=tmp_path / "runs", environ={**os.environ, "CTO_HARNESS_HOME": str(home)}))
+    assert verify_run(result.run_dir, home=home).ok
+    report_path = result.run_dir / "report.json"
+    genuine = report_path.read_bytes()
+    edited = next(p for p in sorted((result.run_dir / "workspace").rglob("*.py")) if ".git" not in p.parts)
+    edited.write_text(edited.read_text() + "\n# edited after the run\n")
+    forged = json.loads(genuine)
+    forged["artifacts"] = {k: v.model_dump(mode="json") for k, v in collect_artifacts(result.run_dir).artifacts.items()}
+    reads = {"n": 0}
+    real_read_bytes = Path.read_bytes
+
+    def swapping(self: Path) -> bytes:
+        if self == report_path:
+            reads["n"] += 1
+            return json.dumps(forged).encode() if reads["n"] == 1 else genuine
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", swapping)
+    checked = verify_run(result.run_dir, home=home)
+    assert not checked.ok, "the edited tree passed verify"
+    assert any("report.json: altered" in problem for problem in checked.problems)

@@ -42,7 +42,10 @@ def load_report(run_dir: Path) -> Report:
         FileNotFoundError: no report.
         ValueError: the report is not valid JSON or does not match the schema.
     """
-    raw = (run_dir / "report.json").read_bytes()
+    return _parse_report((run_dir / "report.json").read_bytes())
+
+
+def _parse_report(raw: bytes) -> Report:
     try:
         return Report.model_validate_json(raw)
     except ValidationError as exc:
@@ -66,8 +69,9 @@ def verify_run(run_dir: Path, public_key: Ed25519PublicKey | None = None, *,
     report_path = run_dir / "report.json"
     if not report_path.is_file():
         return VerifyResult(ok=False, problems=[f"{report_path}: missing report.json"])
+    raw_report = report_path.read_bytes()  # once: the bytes checked are the bytes hashed against the signature
     try:
-        report = load_report(run_dir)
+        report = _parse_report(raw_report)
     except ValueError as exc:
         return VerifyResult(ok=False, problems=[f"report.json: {exc}"])
 
@@ -87,7 +91,7 @@ def verify_run(run_dir: Path, public_key: Ed25519PublicKey | None = None, *,
     if (scan.skipped, scan.skipped_total) != (report.artifacts_skipped, report.artifacts_skipped_total):
         problems.append("artifacts_skipped: what the bounded walk skips differs from the report")
     problems.extend(_verify_git_stores(run_dir, report))
-    report_sha256 = hashlib.sha256(report_path.read_bytes()).hexdigest()
+    report_sha256 = hashlib.sha256(raw_report).hexdigest()
     events_path = run_dir / "events.jsonl"
     chain = read_events(events_path) if events_path.is_file() else None  # read once, checked twice
     problems.extend(_verify_events(chain, report, report_sha256))
