@@ -216,6 +216,7 @@ def main() -> int:
         eff = [c1 / (args.concurrency * cn) for c1, cn in zip(results["job_c1"], results["job"], strict=True)]
         print(f"job at concurrency 1:           {span('job_c1')}  efficiency {statistics.median(eff) * 100:.0f} % "
               f"(min {min(eff) * 100:.0f}, max {max(eff) * 100:.0f}) (goal >= 85 %)")
+        print(f"                                 {cpu('job_c1')}")
     if "ray_startup" in results:
         over = [r / j - 1 for r, j in zip(results["ray_after_startup"], results["job"], strict=True)]
         print(f"ray start-up:                   {span('ray_startup')}")
