@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from tests.conftest import cli_env, run_cli
 from tests.runner.test_verifier import FIX, _fix, _patch_of, _r1, _tag, r1_with_data_dir, r1_with_test_timeout
 
-from cto_harness.fixtures import Fixture
+from cto_harness.fixtures import Fixture, load_fixture, resolve_fixture
 from cto_harness.proc import choose_sandbox
 from cto_harness.runner import HeldGrader, hold_grader
 from cto_harness.runner._held_grader import FOREIGN_SCRATCH_MAX_AGE_S, _host_key
@@ -180,3 +181,42 @@ def test_a_stale_scratch_dir_of_a_dead_harness_is_swept(tmp_path: Path) -> None:
     grader.close()
     assert not stale.exists() and not old_foreign.exists()
     assert alive.exists() and foreign.exists()
+
+
+@pytest.mark.parametrize("touch_big", [False, True])
+def test_an_early_grader_copies_a_few_big_files_instead_of_restarting(touch_big: bool, tmp_path: Path) -> None:
+    """Started before the fixture was known (the CLI's), it is kept for one big shareable file, which is copied."""
+    root = tmp_path / "one-big-file"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "repo" / "big.bin").write_bytes(b"x" * (9 * 1024 * 1024))
+    fixture = load_fixture(root)
+    early = hold_grader(_env(tmp_path), tag=_tag(tmp_path) + "-early")
+    assert early is not None and early.held is not None
+    early_pid = early.held.pid
+    grader = fit_grader(early, fixture, _env(tmp_path), tag=_tag(tmp_path) + "-held")
+    assert grader is early and not grader.shared
+
+    def edit(repo: Path) -> None:
+        _fix(repo)
+        if touch_big:
+            (repo / "big.bin").write_bytes(b"y" * 10)
+
+    try:
+        held = _grade(tmp_path, fixture, _patch_of(fixture, tmp_path, edit), grader, "held")
+    finally:
+        grader.close()
+    assert held["passed"] and held["pid"] == early_pid, held["problems"]
+    assert (fixture.repo_dir / "big.bin").stat().st_size == 9 * 1024 * 1024
+
+
+def test_an_early_grader_is_replaced_for_a_many_file_subtree(tmp_path: Path) -> None:
+    fixture = r1_with_data_dir(tmp_path)
+    early = hold_grader(_env(tmp_path), tag=_tag(tmp_path) + "-early")
+    assert early is not None
+    grader = fit_grader(early, fixture, _env(tmp_path), tag=_tag(tmp_path) + "-held")
+    try:
+        assert grader is not None and grader is not early and [rel for _, rel in grader.shared] == ["data"]
+        assert early.held is None and not early.scratch.exists(), "the early one was closed"
+    finally:
+        if grader is not None:
+            grader.close()

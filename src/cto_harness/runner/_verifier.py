@@ -54,6 +54,9 @@ MAX_CHANNEL_BYTES = 16 * 1024 * 1024
 MAX_LISTED_MISSING = 100
 GIT_TIMEOUT_S = 120.0
 EXPECTED_CACHE_FORMAT = 1
+COPY_INSTEAD_MAX_FILES = 16
+COPY_INSTEAD_MAX_BYTES = 256 * 1024 * 1024
+"""A held grader without binds grades a fixture whose shareable subtrees are at most this big."""
 _GITLINK = re.compile(rb"^(?:new file mode|deleted file mode|old mode|new mode) 160000$"
                       rb"|^index [0-9a-f]+\.\.[0-9a-f]+ 160000$", re.MULTILINE)
 
@@ -127,9 +130,27 @@ def fit_grader(grader: HeldGrader | None, fixture: Fixture, environ: Mapping[str
         return None
     if grader is not None and grader.fits(sandbox, fixture.repo_dir, shared):
         return grader
+    if grader is not None and grader.fits(sandbox, fixture.repo_dir, []) and _cheap_to_copy(fixture, shared):
+        return grader  # started before the fixture was known: copying a few big files beats a restart
     if grader is not None:
         grader.close()
     return hold_grader(environ, sandbox=sandbox, shared=[(fixture.repo_dir, rel) for rel in shared], tag=tag)
+
+
+def _cheap_to_copy(fixture: Fixture, shared: Sequence[str]) -> bool:
+    """Shared subtrees holding a few files (one 50 MB file, not a 5,000-file dir) are copied instead.
+
+    Copying ``COPY_INSTEAD_MAX_BYTES`` (copy_file_range, page cache) costs less than starting
+    a grading sandbox again once the fixture is known (~150 ms of interpreter and pytest).
+    """
+    inside = [rel for rel in fixture.files if any(rel == p or rel.startswith(p + "/") for p in shared)]
+    if len(inside) > COPY_INSTEAD_MAX_FILES:
+        return False
+    try:
+        size = sum(os.lstat(fixture.repo_dir / rel).st_size for rel in inside)
+    except OSError:
+        return False
+    return size <= COPY_INSTEAD_MAX_BYTES
 
 
 def dropped_change(rel: str, fixture: Fixture) -> bool:
@@ -206,6 +227,9 @@ def _held_copy(held: HeldGrader | None, fixture: Fixture, sandbox: Sandbox, path
     if held is None:
         return None
     if held.fits(sandbox, fixture.repo_dir, [rel for _, rel in held.shared]) and held.pristine():
+        if not held.shared:  # no binds: the whole fixture is copied (what fit_grader chose)
+            copy_repo(fixture, held.tree)
+            return []
         shared = copy_repo_sharing(fixture, held.tree, paths, premade=[rel for _, rel in held.shared])
         if shared is not None:
             return shared
