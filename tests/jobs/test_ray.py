@@ -141,38 +141,9 @@ def test_a_lost_worker_is_an_error_trial_never_a_silent_rerun(tmp_path: Path) ->
     assert report(run_dir)["verdict"] == "error"
 
 
-def test_sigint_stops_a_ray_job_cleanly(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-
-    from tests.conftest import cli_env
-    from tests.jobs.helpers import provider_started, wait_for
-
-    spec = write_spec(tmp_path / "job.toml", attempts=2, concurrency=1,
-                      agents=('name = "sleeper"\nprovider = "fake"\nscenario = "sleep"\ntimeout = 120',))
-    scratch = tmp_path / "scratch"
-    proc = subprocess.Popen([sys.executable, "-m", "cto_harness", "job", "run", "--spec", str(spec),
-                             "--executor", "ray", "--jobs-dir", str(tmp_path / "jobs")],
-                            env=cli_env(tmp_path, CTO_HARNESS_JOBS_SCRATCH=str(scratch), RAY_ADDRESS=""),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: any(provider_started(p) for p in scratch.glob("*/run/attempt-1")), "the worker's provider",
-             timeout=180)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 4, out + err
-    job_dir = only_job_dir(tmp_path / "jobs")
-    run_dir = job_dir / "trials/sleeper/r1-string-slugify/attempt-1"
-    got = report(run_dir)
-    assert (got["verdict"], got["failure_class"]) == ("error", "harness-error")
-    assert not (run_dir.parent / "attempt-2").exists(), "no new trial may start after the signal"
-    assert summary(job_dir)["verdicts"] == {"error": 1, "missing": 1}
-    assert job_cli("verify", str(run_dir), tmp_path=tmp_path).returncode == 0
-    assert not list(scratch.iterdir()), "the worker cleans its scratch dir"
-
-
-def test_a_terminal_ctrl_c_to_the_whole_group_stops_a_ray_job_cleanly(tmp_path: Path) -> None:
-    """SIGINT to every process of the coordinator's group (a terminal's Ctrl-C), Ray's own included."""
+@pytest.mark.parametrize("group", [False, True], ids=["coordinator", "whole-group"])
+def test_sigint_stops_a_ray_job_cleanly(group: bool, tmp_path: Path) -> None:
+    """SIGINT to the coordinator, or to every process of its group (a terminal's Ctrl-C, Ray's own included)."""
     import os
     import signal
     import subprocess
@@ -181,24 +152,30 @@ def test_a_terminal_ctrl_c_to_the_whole_group_stops_a_ray_job_cleanly(tmp_path: 
     from tests.conftest import cli_env
     from tests.jobs.helpers import provider_started, wait_for
 
-    spec = write_spec(tmp_path / "job.toml", attempts=3, concurrency=1,
+    attempts = 3 if group else 2
+    spec = write_spec(tmp_path / "job.toml", attempts=attempts, concurrency=1,
                       agents=('name = "sleeper"\nprovider = "fake"\nscenario = "sleep"\ntimeout = 120',))
     scratch = tmp_path / "scratch"
     proc = subprocess.Popen([sys.executable, "-m", "cto_harness", "job", "run", "--spec", str(spec),
                              "--executor", "ray", "--jobs-dir", str(tmp_path / "jobs")],
                             env=cli_env(tmp_path, CTO_HARNESS_JOBS_SCRATCH=str(scratch), RAY_ADDRESS=""),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            process_group=0 if group else None)
     wait_for(lambda: any(provider_started(p) for p in scratch.glob("*/run/attempt-1")), "the worker's provider",
              timeout=180)
-    os.killpg(proc.pid, signal.SIGINT)
+    if group:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 4, out + err
-    assert "SIGINT: stopping" in err
+    if group:
+        assert "SIGINT: stopping" in err
     job_dir = only_job_dir(tmp_path / "jobs")
     run_dir = job_dir / "trials/sleeper/r1-string-slugify/attempt-1"
     got = report(run_dir)
     assert (got["verdict"], got["failure_class"]) == ("error", "harness-error")
-    assert summary(job_dir)["verdicts"] == {"error": 1, "missing": 2}
-    assert not (run_dir.parent / "attempt-2").exists(), "no new trial may start after Ctrl-C"
+    assert not (run_dir.parent / "attempt-2").exists(), "no new trial may start after the signal"
+    assert summary(job_dir)["verdicts"] == {"error": 1, "missing": attempts - 1}
     assert job_cli("verify", str(run_dir), tmp_path=tmp_path).returncode == 0
     assert not list(scratch.iterdir()), "the worker cleans its scratch dir"

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -232,6 +233,17 @@ def _drive(
     )
 
 
+def _drive_to_end(tmp_path: Path, tag: str, subreaper: bool, *helper: str, forbid_scan: bool = False
+                  ) -> tuple[dict[str, Any], int]:
+    """Run the driver to its end: its JSON result and its exit status."""
+    driver = _drive(tmp_path, tag, subreaper, *helper, forbid_scan=forbid_scan)
+    try:
+        out, _ = driver.communicate(timeout=15)
+    finally:
+        driver.kill()
+    return json.loads(out), driver.returncode
+
+
 def test_harness_interrupt_kills_the_tree_and_is_reported(tmp_path: Path, tag: str) -> None:
     pidfile = tmp_path / "kids.pids"
     driver = _drive(tmp_path, tag, False, "setsid-kids", str(pidfile), "2")
@@ -273,12 +285,7 @@ def test_a_second_signal_does_not_cut_the_kill_short(tmp_path: Path, tag: str) -
 
 def test_subreaper_adopts_and_reaps_the_daemon(tmp_path: Path, tag: str) -> None:
     pidfile = tmp_path / "daemon.pid"
-    driver = _drive(tmp_path, tag, True, "daemon", str(pidfile))
-    try:
-        out, _ = driver.communicate(timeout=15)
-    finally:
-        driver.kill()
-    result = json.loads(out)
+    result, _ = _drive_to_end(tmp_path, tag, True, "daemon", str(pidfile))
     (daemon,) = _read_pids(pidfile)
     assert result["subreaper"] is True
     assert result["exit_code"] == 0 and result["interrupted"] is None
@@ -290,12 +297,7 @@ def test_subreaper_adopts_and_reaps_the_daemon(tmp_path: Path, tag: str) -> None
 def test_a_descendant_already_dying_at_exit_is_not_a_leftover(tmp_path: Path, tag: str) -> None:
     """A sandbox's pid 1 outlives its bwrap by a moment: not the provider's leftover, not killed."""
     pidfile = tmp_path / "child.pid"
-    driver = _drive(tmp_path, tag, True, "dying-child", str(pidfile))
-    try:
-        out, _ = driver.communicate(timeout=15)
-    finally:
-        driver.kill()
-    result = json.loads(out)
+    result, _ = _drive_to_end(tmp_path, tag, True, "dying-child", str(pidfile))
     (child,) = _read_pids(pidfile)
     assert result["subreaper"] is True and result["exit_code"] == 0
     assert result["leftover_pids"] == [] and child not in result["killed_pids"], result
@@ -305,13 +307,8 @@ def test_a_descendant_already_dying_at_exit_is_not_a_leftover(tmp_path: Path, ta
 
 def test_a_clean_exit_under_the_subreaper_scans_no_process_table(tmp_path: Path, tag: str) -> None:
     """The normal path looks among our own descendants only (issue 12: ~9 ms per scan)."""
-    driver = _drive(tmp_path, tag, True, "exit", "0", forbid_scan=True)
-    try:
-        out, _ = driver.communicate(timeout=15)
-    finally:
-        driver.kill()
-    assert driver.returncode == 0
-    result = json.loads(out)
+    result, returncode = _drive_to_end(tmp_path, tag, True, "exit", "0", forbid_scan=True)
+    assert returncode == 0
     assert result["subreaper"] is True
     assert result["exit_code"] == 0 and result["leftover_pids"] == [] and result["zombies_left"] == []
 
