@@ -195,9 +195,10 @@ def _sweep(root: Path) -> None:
 def _host_key() -> str:
     """This host, boot and pid namespace, in 12 hex digits."""
     parts = [socket.gethostname()]
-    for source in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
-        with contextlib.suppress(OSError):
-            parts.append(Path(source).read_text().strip() if "random" in source else str(os.stat(source).st_ino))
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    with contextlib.suppress(OSError):
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
 
 
