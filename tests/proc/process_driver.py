@@ -28,6 +28,23 @@ def main(tag: str, workdir: str, subreaper: str, *helper_args: str) -> int:
     restore = _process.install_signal_handlers()
     adopted = _process.enable_subreaper() if subreaper == "1" else False
     helper = Path(__file__).with_name("proc_helper.py")
+    held = None
+    inspected: set[int] = set()
+    if os.environ.get("DRIVER_HOLD") == "1":
+        # Another live run beside this one (as a held grader is): a root with a child.
+        held = _process.hold_bounded([sys.executable, str(helper), "setsid-kids", str(work / "held.pids"), "1"],
+                                     cwd=work, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                                     tag=f"{tag}-held")
+        while not (work / "held.pids").exists():
+            os.sched_yield()
+        walk = _process._descendants_of_self
+
+        def recording(*args: object) -> list[int]:
+            found = walk(*args)  # type: ignore[arg-type]
+            inspected.update(found)
+            return found
+
+        _process._descendants_of_self = recording  # type: ignore[assignment]
     try:
         result = _process.run_bounded(
             [sys.executable, str(helper), *helper_args],
@@ -43,6 +60,13 @@ def main(tag: str, workdir: str, subreaper: str, *helper_args: str) -> int:
         restore()
     payload = dataclasses.asdict(result)
     payload["subreaper"] = adopted
+    if held is not None:
+        held_pids = [held.pid, *(int(p) for p in (work / "held.pids").read_text().split())]
+        payload["held_pids"] = held_pids
+        payload["held_inspected"] = sorted(inspected & set(held_pids))
+        payload["held_alive"] = [psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                                 for p in held_pids]
+        held.discard()
     payload["zombies_left"] = [
         p.pid for p in psutil.Process().children() if p.status() == psutil.STATUS_ZOMBIE
     ]

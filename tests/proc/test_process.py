@@ -223,20 +223,22 @@ def test_spawn_failures_raise_spawn_error(tmp_path: Path, case: str) -> None:
 
 
 def _drive(
-    tmp_path: Path, tag: str, subreaper: bool, *helper: str, grace_s: float = 0.3, forbid_scan: bool = False
+    tmp_path: Path, tag: str, subreaper: bool, *helper: str, grace_s: float = 0.3, forbid_scan: bool = False,
+    hold: bool = False,
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(DRIVER), tag, str(tmp_path), "1" if subreaper else "0", *helper],
-        env={**os.environ, "DRIVER_GRACE_S": str(grace_s), "DRIVER_FORBID_SCAN": "1" if forbid_scan else "0"},
+        env={**os.environ, "DRIVER_GRACE_S": str(grace_s), "DRIVER_FORBID_SCAN": "1" if forbid_scan else "0",
+             "DRIVER_HOLD": "1" if hold else "0"},
         stdout=subprocess.PIPE,
         text=True,
     )
 
 
-def _drive_to_end(tmp_path: Path, tag: str, subreaper: bool, *helper: str, forbid_scan: bool = False
-                  ) -> tuple[dict[str, Any], int]:
+def _drive_to_end(tmp_path: Path, tag: str, subreaper: bool, *helper: str, forbid_scan: bool = False,
+                  hold: bool = False) -> tuple[dict[str, Any], int]:
     """Run the driver to its end: its JSON result and its exit status."""
-    driver = _drive(tmp_path, tag, subreaper, *helper, forbid_scan=forbid_scan)
+    driver = _drive(tmp_path, tag, subreaper, *helper, forbid_scan=forbid_scan, hold=hold)
     try:
         out, _ = driver.communicate(timeout=15)
     finally:
@@ -292,6 +294,18 @@ def test_subreaper_adopts_and_reaps_the_daemon(tmp_path: Path, tag: str) -> None
     assert daemon in result["leftover_pids"]
     assert result["zombies_left"] == []
     assert _dead(daemon)
+
+
+def test_another_live_runs_tree_is_left_alone_and_unread(tmp_path: Path, tag: str) -> None:
+    """A held grader lives beside every provider run: the leftover scan finds the run's own
+    daemon without reading (or killing) the held tree (issue 13: ~5 ms per bounded child)."""
+    pidfile = tmp_path / "daemon.pid"
+    result, _ = _drive_to_end(tmp_path, tag, True, "daemon", str(pidfile), hold=True)
+    (daemon,) = _read_pids(pidfile)
+    assert daemon in result["leftover_pids"] and _dead(daemon)
+    assert len(result["held_pids"]) == 2 and all(result["held_alive"]), result
+    assert result["held_inspected"] == [], result
+    assert [pid for pid in result["held_pids"] if not _dead(pid)] == []
 
 
 def test_a_descendant_already_dying_at_exit_is_not_a_leftover(tmp_path: Path, tag: str) -> None:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -226,17 +226,18 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _descendants_of_self() -> list[int]:
+def _descendants_of_self(skip: Collection[int] = ()) -> list[int]:
     """Every process below this one, walked through ``children`` files (no process-table scan).
 
     While we are the child subreaper, this is every process a child of ours left behind:
     an orphan reparents to us (or to a live subreaper below us, itself a descendant).
+    The subtrees of the pids in ``skip`` (other live runs' roots) are not entered.
     """
     queue = _children(os.getpid())
     seen: set[int] = set()
     while queue:
         pid = queue.pop()
-        if pid in seen:
+        if pid in seen or pid in skip:
             continue
         seen.add(pid)
         queue.extend(_children(pid))
@@ -306,13 +307,23 @@ def _settle(procs: Mapping[int, psutil.Process], timeout_s: float) -> None:
         _wait_for_an_exit(alive, remaining)
 
 
-def _protected_pids() -> set[int]:
-    me = psutil.Process()
+def _parent_pid(pid: int) -> int | None:
+    """``pid``'s parent from ``/proc/<pid>/stat`` (the field after the parenthesised name)."""
     try:
-        ancestors = {p.pid for p in me.parents()}
-    except psutil.Error:
-        ancestors = set()
-    return {0, 1, me.pid, *ancestors}
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return int(handle.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _protected_pids() -> set[int]:
+    """Our pid and our ancestors' (read from /proc: this runs for every bounded child)."""
+    found = {0, 1, os.getpid()}
+    pid = _parent_pid(os.getpid())
+    while pid is not None and pid not in found:
+        found.add(pid)
+        pid = _parent_pid(pid)
+    return found
 
 
 _INFO_ATTRS = ("ppid", "status", "create_time")
@@ -323,8 +334,8 @@ def _all_infos() -> Iterator[tuple[psutil.Process, dict[str, Any]]]:
         yield proc, proc.info
 
 
-def _subtree_infos() -> Iterator[tuple[psutil.Process, dict[str, Any]]]:
-    for pid in _descendants_of_self():
+def _subtree_infos(skip: Collection[int] = ()) -> Iterator[tuple[psutil.Process, dict[str, Any]]]:
+    for pid in _descendants_of_self(skip):
         try:
             proc = psutil.Process(pid)
             yield proc, proc.as_dict(list(_INFO_ATTRS))
@@ -380,7 +391,11 @@ class _Tree:
         process started on the tree's behalf by something outside it.
         """
         candidates: dict[int, tuple[psutil.Process, float, int]] = {}
-        for proc, info in _subtree_infos() if subtree else _all_infos():
+        with _ROOTS_LOCK:
+            # Another live run's subtree (a held grader, a concurrent child) is not ours to
+            # inspect: our leftovers reparent to us, never below another run's root.
+            others = _LIVE_ROOTS - {self.root_pid}
+        for proc, info in _subtree_infos(others) if subtree else _all_infos():
             ctime, ppid = info["create_time"], info["ppid"]
             if info["status"] == psutil.STATUS_ZOMBIE or proc.pid in self.protected:
                 continue
