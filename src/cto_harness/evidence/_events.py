@@ -26,7 +26,12 @@ def utc_now() -> str:
 
 
 class EventLog:
-    """Appends hash-chained events, flushing and fsyncing each one."""
+    """Appends hash-chained events, each flushed as it is written; fsynced by ``sync`` and ``close``.
+
+    A killed harness loses no event (each line is in the kernel once ``emit`` returns); only
+    a power cut can lose the tail written since the last ``sync``. The harness syncs before
+    it writes ``report.json``, so a report never names a head the disk may not hold.
+    """
 
     def __init__(self, path: Path, redactor: Redactor | None = None) -> None:
         self.path = path
@@ -48,12 +53,17 @@ class EventLog:
         line = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
         self._handle.write(line + b"\n")
         self._handle.flush()
-        os.fsync(self._handle.fileno())
         self.head = hashlib.sha256(line).hexdigest()
         self.count += 1
 
+    def sync(self) -> None:
+        """Make every event written so far durable (fsync)."""
+        if not self._handle.closed:
+            os.fsync(self._handle.fileno())
+
     def close(self) -> None:
         if not self._handle.closed:
+            self.sync()
             self._handle.close()
 
 

@@ -101,7 +101,21 @@ class RunState:
 
 
 def harness_block() -> HarnessBlock:
-    return HarnessBlock(version=__version__, python=sys.version.split()[0], platform=platform.platform())
+    return HarnessBlock(version=__version__, python=sys.version.split()[0], platform=_platform())
+
+
+def _platform() -> str:
+    """``platform.platform()``'s string on glibc Linux, without what it costs on every run.
+
+    ``platform.platform()`` starts ``uname -p`` (a process outside ``cto_harness.proc``) and
+    reads the whole interpreter binary to find the libc version; ``os.uname`` and confstr
+    give the same answer here. Elsewhere it falls back to ``platform.platform()``.
+    """
+    libc = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names else None
+    uname = os.uname()
+    if uname.sysname != "Linux" or not libc:
+        return platform.platform()
+    return f"{uname.sysname}-{uname.release}-{uname.machine}-with-{libc.replace(' ', '')}"
 
 
 def redact_text(text: str, secrets: list[str]) -> str:
@@ -160,6 +174,7 @@ def write_report(state: RunState, events: EventLog) -> Report:
         state.verdict, state.failure_class = "error", "harness-error"
         report = _build_report(state, events)
     data = (report.model_dump_json(indent=2) + "\n").encode("utf-8")
+    events.sync()  # the chain the report names is on disk before the report is
     atomic_write_bytes(state.run_dir / "report.json", data)
     report_sha256 = hashlib.sha256(data).hexdigest()
     events.emit(

@@ -319,7 +319,7 @@ def _preflight(provider: Provider, ctx: RunContext, state: RunState, events: Eve
 
 def _record_invocation(ctx: RunContext, invocation: Invocation, state: RunState) -> None:
     secrets = state.secrets
-    atomic_write_json(
+    atomic_write_json(  # durable=False: see atomic_write_bytes (report.json records its digest)
         ctx.backend_dir / "invocation.json",
         {
             "argv": [redact_text(a, secrets) for a in invocation.argv],
@@ -328,6 +328,7 @@ def _record_invocation(ctx: RunContext, invocation: Invocation, state: RunState)
             "timeout_s": invocation.timeout_s,
             "expected_sha256": invocation.expected_sha256,
         },
+        durable=False,
     )
 
 
@@ -451,7 +452,7 @@ def _collect_changes(ctx: RunContext, invocation: Invocation, baseline: Baseline
     changes = compute_changes(ctx.workspace, state.run_dir / "baseline.git", baseline,
                               exclude_dirs=list(invocation.state_dirs))
     evidence = Redactor(state.secrets).data(changes.patch)  # the verifier grades the real patch
-    atomic_write_bytes(state.run_dir / "patch.diff", evidence)
+    atomic_write_bytes(state.run_dir / "patch.diff", evidence, durable=False)  # see atomic_write_bytes
     state.changes = ChangesBlock(
         files=[escape_name(name) for name in changes.files],
         patch_sha256=hashlib.sha256(evidence).hexdigest(),
