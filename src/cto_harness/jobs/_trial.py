@@ -31,8 +31,11 @@ def _die_with_parent(parent_pid: int) -> bool:
 
 def preload() -> None:
     """Import what a trial will need (the zygote calls this once, before it forks trials)."""
+    import encodings.ascii  # noqa: F401  # a trial decodes some tool output as ASCII
+
     import cryptography.hazmat.primitives.asymmetric.ed25519  # the report's signer
     import cryptography.hazmat.primitives.serialization  # noqa: F401
+    import platformdirs  # noqa: F401  # harness_home() imports it on first use (~10 ms of each trial's CPU)
 
     from cto_harness.core import ConfigError  # noqa: F401
     from cto_harness.evidence import Report, verify_run  # noqa: F401
