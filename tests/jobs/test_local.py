@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import cli_env, tagged_processes
 from tests.jobs.helpers import job_cli, only_job_dir, provider_started, report, summary, wait_for, write_spec
 
+from cto_harness.proc import _zygote
+
 FIXER = 'name = "fixer"\nprovider = "fake"\nscenario = "fix"'
 IDLE = 'name = "idle"\nprovider = "fake"\nscenario = "noop"'
 
@@ -215,8 +217,21 @@ def test_agent_env_reaches_the_trial(tmp_path: Path) -> None:
 
 
 def _zygotes_of(pid: int) -> list[psutil.Process]:
-    return [child for child in psutil.Process(pid).children()
-            if "cto_harness.proc._zygote" in " ".join(child.cmdline())]
+    return [child for child in psutil.Process(pid).children() if child.name() == _zygote.ZYGOTE_NAME]
+
+
+def test_the_slots_zygotes_are_forked_from_the_coordinator_and_trials_stay_stage2_runs(tmp_path: Path) -> None:
+    from cto_harness.jobs import LocalExecutor, create_job, parse_spec, run_job
+
+    spec = parse_spec({"name": "forked", "fixtures": ["r1-string-slugify"], "attempts": 3, "concurrency": 2,
+                       "agents": [{"name": "fixer", "provider": "fake", "scenario": "fix"}]})
+    job_dir = create_job(spec, tmp_path / "jobs")
+    executor = LocalExecutor(2)
+    outcome = run_job(job_dir, executor=executor, environ=cli_env(tmp_path))
+    assert (executor.zygotes_forked, executor.zygotes_started) == (2, 2)
+    assert outcome.summary["verdicts"] == {"pass": 3}
+    for run_dir in sorted((job_dir / "trials" / "fixer" / "r1-string-slugify").iterdir()):
+        assert job_cli("verify", str(run_dir), tmp_path=tmp_path).returncode == 0
 
 
 def test_a_killed_zygote_makes_its_trial_an_error_and_the_job_goes_on(tmp_path: Path) -> None:

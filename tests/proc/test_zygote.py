@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import _thread
+import atexit
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -58,9 +60,13 @@ def tag() -> Iterator[str]:
     assert survivors == [], f"processes tagged {value} survived the test"
 
 
-@pytest.fixture
-def zygote(tmp_path: Path) -> Iterator[Zygote]:
-    with Zygote.start(TARGET, warm=WARM, env=_env(), cwd=REPO, log_path=tmp_path / "zygote.log") as z:
+@pytest.fixture(params=["fresh", "forked"])
+def zygote(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Zygote]:
+    """Each test runs with a zygote that is a fresh interpreter and with one forked from this process."""
+    fork = request.param == "forked"
+    with Zygote.start(TARGET, warm=WARM, env=_env(), cwd=REPO, log_path=tmp_path / "zygote.log", fork=fork) as z:
+        assert z.forked is fork, "this test process is not single-threaded: it cannot fork a zygote"
+        assert psutil.Process(z.pid).name() == _zygote.ZYGOTE_NAME
         yield z
     assert _gone(z.pid)
 
@@ -195,6 +201,56 @@ def test_a_zygote_whose_caller_goes_away_exits_and_its_child_gets_sigterm(
     assert isinstance(outcome.get("error"), ZygoteLost), outcome
     assert (marks / f"interrupted-{child}").read_text() == "SIGTERM"
     assert _gone(child) and _gone(zygote.pid)
+
+
+def test_a_forked_zygote_keeps_none_of_the_callers_files_handlers_or_exit_functions(
+        tmp_path: Path, tag: str) -> None:
+    """What a coordinator holds when it forks its zygotes: the job lock, a SIGTERM handler that
+    only sets a flag, exit functions. The zygote and its children must have none of them."""
+    lock = open(tmp_path / "job.lock", "wb")  # noqa: SIM115
+    fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    marker = tmp_path / "atexit-ran"
+    stopped: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
+
+    def exit_function() -> None:
+        marker.write_text(str(os.getpid()))
+
+    atexit.register(exit_function)
+    try:
+        zygote = Zygote.start(TARGET, env=_env(), cwd=REPO,  # no warm: it would ignore SIGTERM
+                              log_path=tmp_path / "zygote.log", fork=True)
+    finally:
+        atexit.unregister(exit_function)
+        signal.signal(signal.SIGTERM, previous)
+    try:
+        assert zygote.forked
+        held = {os.readlink(f"/proc/{zygote.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{zygote.pid}/fd")}
+        assert str(tmp_path / "job.lock") not in held, "the caller's job lock leaked into the zygote"
+        code, state, _ = _run(zygote, tmp_path, "state", "0", tag=tag)
+        assert code == 0 and state is not None and state["fds"] in ([0, 1, 2], [0, 1, 2, 3])
+        assert not marker.exists(), "the caller's atexit function ran in the zygote's child"
+        os.kill(zygote.pid, signal.SIGTERM)
+        psutil.Process(zygote.pid).wait(30)  # a zygote that kept the caller's handler ignores it
+        assert not zygote.alive() and stopped == []
+    finally:
+        zygote.close(kill=True)
+        lock.close()
+
+
+def test_a_caller_with_other_threads_gets_a_fresh_interpreter_not_a_fork(tmp_path: Path) -> None:
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        with Zygote.start(TARGET, warm=WARM, env=_env(), cwd=REPO, log_path=tmp_path / "zygote.log",
+                          fork=True) as zygote:
+            assert not zygote.forked, "forking a multi-threaded process copies locks other threads hold"
+            code, state, _ = _run(zygote, tmp_path, "state", "0")
+            assert code == 0 and state is not None and state["warmed_by"] == zygote.pid
+    finally:
+        release.set()
+        other.join()
 
 
 def test_a_zygote_that_is_not_single_threaded_refuses_to_start(tmp_path: Path) -> None:

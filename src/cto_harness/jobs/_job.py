@@ -94,6 +94,9 @@ def job_lock(job_dir: Path) -> Iterator[None]:
 class Executor(Protocol):
     name: str
 
+    def prepare(self, tasks: list[TrialTask]) -> None:
+        """Called before anything else of the job runs (the progress display, threads)."""
+
     def run(self, tasks: list[TrialTask], on_done: Callable[[TrialTask], None], stop: threading.Event) -> None: ...
 
 
@@ -174,10 +177,6 @@ def run_job(
         recovered = [a.recovered for a in assessments if a.recovered is not None]
         todo = [a for a in assessments if a.action == "run"]
         done_count = len(trials) - len(todo)
-        if progress is not None:
-            progress(Progress(len(trials), 0, None, None))
-            for i, a in enumerate(a for a in assessments if a.action == "skip"):
-                progress(Progress(len(trials), i + 1, a.trial, read_report(a.next_dir), skipped=True))
         tasks = [
             TrialTask(
                 trial=a.trial,
@@ -188,6 +187,12 @@ def run_job(
             )
             for a in todo
         ]
+        runner = executor or make_executor(spec.executor, spec.concurrency)
+        runner.prepare(tasks)  # while this process is single-threaded: the local executor forks its zygotes
+        if progress is not None:
+            progress(Progress(len(trials), 0, None, None))
+            for i, a in enumerate(a for a in assessments if a.action == "skip"):
+                progress(Progress(len(trials), i + 1, a.trial, read_report(a.next_dir), skipped=True))
         finished = 0
 
         def on_done(task: TrialTask) -> None:
@@ -204,7 +209,6 @@ def run_job(
             if progress is not None:
                 progress(Progress(len(trials), done_count + finished, task.trial, report))
 
-        runner = executor or make_executor(spec.executor, spec.concurrency)
         try:
             runner.run(tasks, on_done, stop)
         finally:

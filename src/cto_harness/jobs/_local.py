@@ -4,6 +4,9 @@ Each of the ``concurrency`` slots keeps a zygote (``cto_harness.proc.Zygote``): 
 imported the run path once and forks a fresh child per trial, so a trial no longer pays an
 interpreter start and its imports. The child runs ``cto_harness.jobs._trial.main``, the same
 code ``python -m cto_harness.jobs._trial`` runs (``run_trial_process``, used by Ray workers).
+``prepare`` (called while the coordinator is still single-threaded) imports the run path here
+once and forks the slots' zygotes from this process, so no zygote starts an interpreter and
+imports it all again; a zygote started later (a slot whose zygote died) is a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -117,6 +120,10 @@ def run_trial_in_zygote(zygote: Zygote, task: TrialTask,
     )
 
 
+def _logs_dir(tasks: list[TrialTask]) -> Path:
+    return tasks[0].run_dir.parents[3] / "logs"  # <job>/trials/<agent>/<fixture>/<attempt>
+
+
 class LocalExecutor:
     """Runs up to ``concurrency`` trials at once, one zygote per slot; ``stop`` ends the job cleanly."""
 
@@ -127,6 +134,29 @@ class LocalExecutor:
         self.zygotes = zygotes
         """False: a fresh ``python -m cto_harness.jobs._trial`` process per trial (slower; the bench's baseline)."""
         self.zygotes_started = 0
+        self.zygotes_forked = 0
+        """How many of them ``prepare`` forked from this process (the others are fresh interpreters)."""
+        self._prepared: list[Zygote] = []
+
+    def prepare(self, tasks: list[TrialTask]) -> None:
+        """Fork the slots' zygotes from this process now, if it is single-threaded (else ``run``
+        starts fresh ones); a zygote that cannot be forked is left to ``run`` to start."""
+        if not (self.zygotes and tasks) or threading.active_count() != 1:
+            return
+        from cto_harness.jobs._trial import preload
+
+        preload()  # once here, shared by every fork, instead of once per zygote
+        logs = _logs_dir(tasks)
+        logs.mkdir(parents=True, exist_ok=True)
+        for _ in range(min(self.concurrency, len(tasks)) - len(self._prepared)):
+            self.zygotes_started += 1
+            try:
+                zygote = Zygote.start(TRIAL_TARGET, warm=TRIAL_WARM, env=tasks[0].environ, cwd=logs,
+                                      log_path=logs / f"zygote-{self.zygotes_started}.log", fork=True)
+            except SpawnError:
+                break
+            self._prepared.append(zygote)
+            self.zygotes_forked += zygote.forked
 
     def run(self, tasks: list[TrialTask], on_done: Callable[[TrialTask], None], stop: threading.Event) -> None:
         """Run ``tasks``; call ``on_done`` in this thread as each finishes.
@@ -135,13 +165,16 @@ class LocalExecutor:
         writes its ``interrupted`` report and exits. A zygote that dies or cannot start makes
         its trial an ``error`` trial (never a hang); the slot starts a new zygote for the next.
         """
+        made: list[Zygote] = self._prepared
+        self._prepared = []
         if not tasks:
+            for zygote in made:
+                zygote.close()
             return
-        logs = tasks[0].run_dir.parents[3] / "logs"  # <job>/trials/<agent>/<fixture>/<attempt>
+        logs = _logs_dir(tasks)
         free: queue.SimpleQueue[Zygote | None] = queue.SimpleQueue()
-        for _ in range(self.concurrency):
-            free.put(None)
-        made: list[Zygote] = []
+        for n in range(self.concurrency):
+            free.put(made[n] if n < len(made) else None)
         running: dict[int, Callable[[], bool]] = {}
         lock = threading.Lock()
 

@@ -157,6 +157,9 @@ class RayExecutor:
         self.concurrency = max(1, concurrency)
         self.startup_s: float | None = None
 
+    def prepare(self, tasks: list[TrialTask]) -> None:
+        """Nothing to do before the job: the cluster starts in ``run``."""
+
     def run(self, tasks: list[TrialTask], on_done: Callable[[TrialTask], None], stop: threading.Event) -> None:
         try:
             ray: Any = importlib.import_module("ray")

@@ -12,6 +12,15 @@ request's files, no other file descriptor, the request's cwd and environment (pl
 child's tree (TERM, ``TERM_GRACE_S``, KILL); after a normal exit it kills what the child left
 behind, as ``run_bounded`` does, then reports the exit status.
 
+``Zygote.start(..., fork=True)`` makes the zygote a fork of the calling process instead, when
+that process is single-threaded (else it starts a fresh interpreter as above): nothing is
+imported twice and there is no interpreter to start. The fork then puts itself in the state a
+fresh ``python -c`` has (its own session, the pipes on 0 and 1 and the log on 2, no other file
+descriptor, every signal handler at its default and an empty mask, the caller's ``atexit``
+functions, hooks, tracer and live process roots forgotten, the given environment and cwd)
+before it imports and serves exactly as above. Interpreter-wide settings the caller made
+(warning filters, ``sys.path``, import hooks) carry over; the CLI's coordinator makes none.
+
 Faults: when the coordinator goes away (EOF on the request pipe) the zygote exits and its
 child gets SIGTERM, exactly as a child of ``run_bounded`` does through ``PR_SET_PDEATHSIG``.
 When the zygote dies, ``Zygote.run`` waits (bounded) for the child to finish on its SIGTERM,
@@ -23,6 +32,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import faulthandler
+import fcntl
 import gc
 import importlib
 import json
@@ -69,6 +80,8 @@ LOST_CHILD_WAIT_S = 30.0
 ANSWER_MARGIN_S = 30.0
 """A zygote silent this long past a request's deadline (plus the kill grace) is killed."""
 _PR_SET_PDEATHSIG = 1
+ZYGOTE_NAME = "cto-zygote"
+"""The zygote's process name (``/proc/<pid>/comm``; its children get their parent's name back)."""
 _SERVE = "import sys; from cto_harness.proc._zygote import serve; sys.exit(serve(sys.argv[1:]))"
 
 
@@ -148,6 +161,7 @@ def serve(argv: list[str]) -> int:
     os.dup2(2, 1)
     os.close(null)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal Ctrl-C is the coordinator's to handle
+    name = _set_name(ZYGOTE_NAME)
     target = _resolve(argv[0])
     if len(argv) > 1 and argv[1]:
         _resolve(argv[1])()
@@ -164,11 +178,23 @@ def serve(argv: list[str]) -> int:
         if message is None:
             return 0
         if message.get("op") == "run":
-            _serve_one(target, argv[0], message, lines, answers)
+            _serve_one(target, argv[0], message, lines, answers, name)
+
+
+def _set_name(name: str) -> str | None:
+    """Set this process's name (comm); the previous one, or None where it cannot be read."""
+    try:
+        with open("/proc/self/comm", "r+") as comm:
+            previous = comm.read().strip()
+            comm.seek(0)
+            comm.write(name)
+        return previous
+    except OSError:
+        return None
 
 
 def _serve_one(target: Callable[..., Any], spec: str, request: dict[str, Any], lines: _Lines,
-               answers: int) -> None:
+               answers: int, name: str | None) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     if threading.active_count() != 1:
@@ -183,7 +209,7 @@ def _serve_one(target: Callable[..., Any], spec: str, request: dict[str, Any], l
         _send(answers, {"event": "error", "message": f"fork failed: {exc}"})
         return
     if pid == 0:
-        _child(target, spec, request, zygote_pid)
+        _child(target, spec, request, zygote_pid, name)
     try:
         root: psutil.Process | None = psutil.Process(pid)
         create_time = root.create_time() if root is not None else spawned_wall
@@ -248,7 +274,21 @@ def _reap(pid: int, deadline: float) -> int | None:
         time.sleep(_bounded.POLL_S)
 
 
-def _child(target: Callable[..., Any], spec: str, request: dict[str, Any], zygote_pid: int) -> NoReturn:
+def _reset_signals() -> None:
+    """Every handler and the mask as a fresh interpreter has them."""
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(sig, signal.SIG_DFL)
+    # As a fresh interpreter starts: Ctrl-C raises KeyboardInterrupt, SIGPIPE/SIGXFSZ ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def _child(target: Callable[..., Any], spec: str, request: dict[str, Any], zygote_pid: int,
+           name: str | None) -> NoReturn:
     """The forked child: clean state, then ``target(args)``; never returns."""
     code: int = 1
     try:
@@ -258,15 +298,9 @@ def _child(target: Callable[..., Any], spec: str, request: dict[str, Any], zygot
             prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
         if os.getppid() != zygote_pid:
             os._exit(4)
-        for sig in signal.valid_signals():
-            if sig not in (signal.SIGKILL, signal.SIGSTOP):
-                with contextlib.suppress(OSError, ValueError):
-                    signal.signal(sig, signal.SIG_DFL)
-        # As a fresh interpreter starts: Ctrl-C raises KeyboardInterrupt, SIGPIPE/SIGXFSZ ignored.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        if name is not None:
+            _set_name(name)
+        _reset_signals()
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         fds = (os.open(os.devnull, os.O_RDONLY), os.open(request["stdout"], flags, 0o644),
                os.open(request["stderr"], flags, 0o644))
@@ -299,18 +333,129 @@ def _child(target: Callable[..., Any], spec: str, request: dict[str, Any], zygot
         os._exit(code & 0xFF)
 
 
+# ---------------------------------------------------------------- a zygote forked from the caller
+
+
+class _Forked:
+    """The caller's handle on a zygote it forked: the part of ``subprocess.Popen`` the handle uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                done, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: its status is lost (as Popen reports it)
+                done, status = self.pid, 0
+            if done == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise subprocess.TimeoutExpired(f"zygote {self.pid}", timeout or 0.0)
+            try:
+                pidfd = os.pidfd_open(self.pid)
+            except OSError:
+                continue  # exited and reaped meanwhile: poll() says so
+            try:
+                poller = select.poll()
+                poller.register(pidfd, select.POLLIN)
+                poller.poll(None if remaining is None else math.ceil(remaining * 1000))
+            finally:
+                os.close(pidfd)
+        return code
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
+def _fork_zygote(target: str, warm: str | None, env: Mapping[str, str], cwd: Path,
+                 log_path: Path) -> tuple[_Forked, IO[bytes], IO[bytes]]:
+    """Fork this (single-threaded) process into a zygote; (handle, request pipe, answer pipe)."""
+    request_r, request_w = os.pipe()
+    answer_r, answer_w = os.pipe()
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    for stream in (sys.stdout, sys.stderr):  # what they hold must not be written twice
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (request_r, request_w, answer_r, answer_w, log):
+            os.close(fd)
+        raise
+    if pid == 0:
+        _forked_zygote(target, warm, env, cwd, (request_r, answer_w, log))
+    for fd in (request_r, answer_w, log):
+        os.close(fd)
+    with _ROOTS_LOCK:
+        _LIVE_ROOTS.add(pid)
+    return _Forked(pid), os.fdopen(request_w, "wb", buffering=0), os.fdopen(answer_r, "rb", buffering=0)
+
+
+def _forked_zygote(target: str, warm: str | None, env: Mapping[str, str], cwd: Path,
+                   stdio: tuple[int, int, int]) -> NoReturn:
+    """The forked zygote: the state of a fresh ``python -c``, then ``serve``; never returns."""
+    code = 3
+    try:
+        os.setsid()
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]  # none of them on 0-2 now
+        for number, fd in enumerate(high):
+            os.dup2(fd, number)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the caller's files (its job lock, its pipes)
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        _reset_signals()
+        atexit._clear()  # the caller's, which a child would run at its exit
+        _LIVE_ROOTS.clear()  # the caller's children are not ours
+        sys.settrace(None)
+        sys.setprofile(None)
+        if faulthandler.is_enabled():
+            faulthandler.disable()
+        faulthandler.cancel_dump_traceback_later()
+        sys.excepthook, sys.unraisablehook = sys.__excepthook__, sys.__unraisablehook__
+        threading.excepthook = threading.__excepthook__
+        encoding = getattr(sys.__stdout__, "encoding", None) or "utf-8"
+        # The caller's streams may be captures writing to fds closed above: new ones on 0-2.
+        sys.stdin = open(0, encoding=encoding, closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", encoding=encoding, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, encoding=encoding, errors="backslashreplace",  # noqa: SIM115
+                          closefd=False)
+        code = serve([target, warm or ""])
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(BaseException):
+                stream.flush()
+        os._exit(code)
+
+
 # ---------------------------------------------------------------- the coordinator's handle
 
 
 class Zygote:
     """The coordinator's handle on one zygote (``start``, then ``run`` one request at a time)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes] | _Forked, log_path: Path, requests: IO[bytes],
+                 answers: IO[bytes]) -> None:
         self.proc = proc
         self.log_path = log_path
-        assert proc.stdin is not None and proc.stdout is not None
-        self._requests: IO[bytes] = proc.stdin
-        self._answers = _Lines(proc.stdout.fileno())
+        self.forked = isinstance(proc, _Forked)
+        """True: a fork of the caller; False: a fresh interpreter."""
+        self._requests = requests
+        self._answer_file = answers
+        self._answers = _Lines(answers.fileno())
         self._write = threading.Lock()
         self._child: int | None = None
 
@@ -320,24 +465,36 @@ class Zygote:
 
     @classmethod
     def start(cls, target: str, *, env: Mapping[str, str], cwd: Path, log_path: Path,
-              warm: str | None = None, ready_timeout_s: float = READY_TIMEOUT_S) -> Zygote:
-        """Spawn a zygote for ``target`` (``module:function``) and wait until it is ready.
+              warm: str | None = None, ready_timeout_s: float = READY_TIMEOUT_S, fork: bool = False) -> Zygote:
+        """Start a zygote for ``target`` (``module:function``) and wait until it is ready.
+
+        With ``fork`` and this process single-threaded, the zygote is a fork of this process
+        (what this process imported is not imported again); otherwise a fresh interpreter.
 
         Raises:
             SpawnError: It could not be started or did not become ready.
         """
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log, _ROOTS_LOCK:
+        zygote: Zygote
+        if fork and threading.active_count() == 1:
             try:
-                proc = subprocess.Popen(
-                    [sys.executable, "-c", _SERVE, target, warm or ""],
-                    cwd=cwd, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                    bufsize=0, close_fds=True, start_new_session=True,
-                )
+                forked, requests, answers = _fork_zygote(target, warm, env, cwd, log_path)
             except OSError as exc:
-                raise SpawnError(exc.errno, f"cannot start a zygote: {exc.strerror or exc}") from exc
-            _LIVE_ROOTS.add(proc.pid)
-        zygote = cls(proc, log_path)
+                raise SpawnError(exc.errno, f"cannot fork a zygote: {exc.strerror or exc}") from exc
+            zygote = cls(forked, log_path, requests, answers)
+        else:
+            with open(log_path, "ab") as log, _ROOTS_LOCK:
+                try:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-c", _SERVE, target, warm or ""],
+                        cwd=cwd, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                        bufsize=0, close_fds=True, start_new_session=True,
+                    )
+                except OSError as exc:
+                    raise SpawnError(exc.errno, f"cannot start a zygote: {exc.strerror or exc}") from exc
+                _LIVE_ROOTS.add(proc.pid)
+            assert proc.stdin is not None and proc.stdout is not None
+            zygote = cls(proc, log_path, proc.stdin, proc.stdout)
         try:
             ready = zygote._answers.next(time.monotonic() + ready_timeout_s)
         except TimeoutError:
@@ -481,9 +638,8 @@ class Zygote:
         if self.proc.returncode is not None:
             with _ROOTS_LOCK:
                 _LIVE_ROOTS.discard(self.proc.pid)
-        if self.proc.stdout is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdout.close()
+        with contextlib.suppress(OSError):
+            self._answer_file.close()
 
     def __enter__(self) -> Zygote:
         return self
