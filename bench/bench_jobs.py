@@ -8,6 +8,8 @@
 - separate: ``trials`` separate ``cto-harness run`` processes, ``concurrency`` at a time;
 - job: one ``cto-harness job run`` of ``trials`` attempts at ``concurrency`` (goal <= 1.3x the floor);
   each executor slot keeps a zygote that forks every trial;
+- --cli: the same job as a user runs it, ``cto-harness job run`` in a new process (its interpreter
+  start and imports included, which the in-process job case leaves out), paired with the floor;
 - --processes: the same job with a fresh ``python -m cto_harness.jobs._trial`` process per trial
   (the executor before zygotes), paired with the job;
 - --efficiency: the same job at concurrency 1, efficiency = t(1) / (concurrency * t(concurrency)) (goal >= 85 %);
@@ -42,7 +44,7 @@ def _in_parallel(jobs: list[tuple[list[str], Path | None]], concurrency: int,
                  env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(lambda job: _quiet(*job, env=env), jobs))
+        list(pool.map(lambda job: _quiet(job[0], job[1], env=env), jobs))
     return time.perf_counter() - start
 
 
@@ -66,6 +68,19 @@ def floor(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> tupl
 def separate(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> float:
     cli = [sys.executable, "-m", "cto_harness", "run", "--fixture", fixture_id, "--runs-dir", str(scratch / "runs")]
     return _in_parallel([(cli, None) for _ in range(trials)], concurrency)
+
+
+def cli_job(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> tuple[float, float]:
+    """(wall, CPU) of ``cto-harness job run`` in a new process, from its start to its exit."""
+    argv = [sys.executable, "-m", "cto_harness", "job", "run", "--provider", "fake", "--fixture", fixture_id,
+            "--attempts", str(trials), "--concurrency", str(concurrency), "--jobs-dir", str(scratch / "jobs")]
+    cpu = tree_cpu()
+    start = time.perf_counter()
+    done = subprocess.run(argv, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"`cto-harness job run` exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return wall, tree_cpu() - cpu
 
 
 def tree_cpu() -> float:
@@ -131,6 +146,7 @@ def main() -> int:
     parser.add_argument("--fixture", default="r1-string-slugify")
     parser.add_argument("--efficiency", action="store_true", help="also run the job at concurrency 1")
     parser.add_argument("--processes", action="store_true", help="also run the job with a process per trial")
+    parser.add_argument("--cli", action="store_true", help="also run the job as `cto-harness job run` (a new process)")
     parser.add_argument("--ray", action="store_true", help="also run the job on a local Ray cluster")
     parser.add_argument("--skip-separate", action="store_true")
     parser.add_argument("--skip-floor", action="store_true")
@@ -165,6 +181,13 @@ def main() -> int:
         return case
 
     cases.append(("job", job_case("job", args.concurrency)))
+    if args.cli:
+        def cli_case(s: Path) -> None:
+            wall, cpu = cli_job(args.fixture, args.trials, args.concurrency, s)
+            add("cli", wall)
+            add("cli_cpu", cpu)
+
+        cases.append(("cli", cli_case))
     if args.processes:
         cases.append(("processes", job_case("processes", args.concurrency, "processes")))
     if args.efficiency:
@@ -208,6 +231,11 @@ def main() -> int:
         print(f"one `job run`:                  {span('job')}")
     print(f"                                 {cpu('job')}"
           + (f", {ratio_of('job_cpu', 'floor_cpu')} of the floor's" if "floor_cpu" in results else ""))
+    if "cli" in results:
+        print(f"`cto-harness job run` process:  {span('cli')}"
+              + (f"  {ratio('cli', 'floor', '<= 1.3x')}" if "floor" in results else ""))
+        print(f"                                 {cpu('cli')}"
+              + (f", {ratio_of('cli_cpu', 'floor_cpu')} of the floor's" if "floor_cpu" in results else ""))
     if "processes" in results:
         print(f"job, a process per trial:       {span('processes')}  job/this {ratio('job', 'processes')}")
         if "floor" in results:
