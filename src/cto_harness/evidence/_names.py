@@ -13,6 +13,7 @@ reader can trust line by line, and ``unescape_name`` gives the exact bytes back:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import unicodedata
@@ -77,7 +78,20 @@ def json_safe(value: Any) -> Any:
     """``value`` with every str that JSON/UTF-8 cannot carry (lone surrogates) escaped.
 
     Strings that encode cleanly are returned unchanged, so ordinary reports are byte-identical.
+    A JSON-like value with nothing to escape (the usual case) is returned as it is, after
+    one pass of the C encoder.
     """
+    if isinstance(value, dict | list):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError, UnicodeEncodeError):
+            pass
+        else:
+            return value
+    return _json_safe(value)
+
+
+def _json_safe(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         value = os.fsdecode(value)
     if isinstance(value, str):
@@ -87,7 +101,7 @@ def json_safe(value: Any) -> Any:
             return escape_name(value)
         return value
     if isinstance(value, dict):
-        return {json_safe(k): json_safe(v) for k, v in value.items()}
+        return {_json_safe(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
+        return [_json_safe(v) for v in value]
     return value

@@ -361,7 +361,19 @@ def runtime_paths(executable: str | Path = sys.executable) -> list[Path]:
 
     For ``sys.executable`` in a venv that is the venv and the base interpreter's prefix
     (never a broad directory such as ``/`` or a home directory: see ``runtime_prefix``).
+    Our own interpreter's answer is worked out once per process (two sandboxes per run).
     """
+    if Path(executable) == Path(sys.executable):
+        return list(_own_runtime_paths(os.environ.get("HOME")))
+    return _runtime_paths(executable)
+
+
+@functools.cache
+def _own_runtime_paths(home: str | None) -> tuple[Path, ...]:
+    return tuple(_runtime_paths(sys.executable))
+
+
+def _runtime_paths(executable: str | Path) -> list[Path]:
     paths: list[Path] = []
     exe = Path(executable)
     for candidate in (exe, Path(os.path.realpath(exe))):
