@@ -131,15 +131,22 @@ def run_command(provider: str, scenario: str | None, fixture: str, runs_dir: str
     # The grading sandbox starts first: its interpreter and pytest load while ours imports.
     grader = hold_grader(os.environ)
     try:
-        _run(provider, scenario, fixture, runs_dir, timeout, model_provider, model, unadmitted, as_json, grader)
+        code = _run(provider, scenario, fixture, runs_dir, timeout, model_provider, model, unadmitted, as_json,
+                    grader)
     finally:
         if grader is not None:
             grader.close()
+    # The evidence is written, fsynced and closed (run_stage2 returned) and the summary is
+    # printed: the interpreter's teardown would only free memory.
+    from cto_harness.proc import exit_now
+
+    exit_now(code)
 
 
 def _run(provider: str, scenario: str | None, fixture: str, runs_dir: str | None, timeout: float | None,
          model_provider: str | None, model: str | None, unadmitted: bool, as_json: bool,
-         grader: HeldGrader | None) -> None:
+         grader: HeldGrader | None) -> int:
+    """One run; its exit status (``sys.exit`` only before a run dir owns the run)."""
     try:
         from cto_harness.core import ConfigError
         from cto_harness.evidence import EXIT_CODES
@@ -182,10 +189,7 @@ def _run(provider: str, scenario: str | None, fixture: str, runs_dir: str | None
         click.echo(result.report.model_dump_json(indent=2))
     else:
         click.echo(_summary(result.report, result.run_dir))
-    # The evidence is written, fsynced and closed (run_stage2 returned), so interpreter
-    # teardown need not traverse every object for cycles (60-90 ms): freeze them.
-    gc.freeze()
-    sys.exit(EXIT_CODES[result.report.verdict])
+    return EXIT_CODES[result.report.verdict]
 
 
 @click.group("fixtures")

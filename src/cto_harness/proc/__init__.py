@@ -15,6 +15,7 @@ from cto_harness.proc._bounded import (
     process_alive_with_tag,
     run_bounded,
 )
+from cto_harness.proc._exit import exit_now
 from cto_harness.proc._git import NO_TRANSPORT as GIT_NO_TRANSPORT
 from cto_harness.proc._git import SAFE_GIT_CONFIG, git_config_args, git_env
 from cto_harness.proc._run import Captured, read_capped, run_captured, run_to_log
@@ -55,6 +56,7 @@ __all__ = [
     "ZygoteLost",
     "choose_sandbox",
     "enable_subreaper",
+    "exit_now",
     "git_config_args",
     "git_env",
     "hold_bounded",
