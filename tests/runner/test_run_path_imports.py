@@ -44,3 +44,49 @@ def test_the_run_command_imports_no_signing_code_up_front() -> None:
                f"print({SIGNING!r} in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+PLUGIN = """
+import os
+with open(os.environ["PLANTED_PLUGIN_MARK"], "a") as mark:
+    mark.write("loaded\\n")
+
+class Plugin:
+    def new_schema_validator(self, *args, **kwargs):
+        return None, None, None
+
+plugin = Plugin()
+"""
+
+
+def _plant_pydantic_plugin(site: Path) -> None:
+    """A distribution on the path whose ``pydantic`` entry point marks a file when loaded."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "planted_plugin.py").write_text(PLUGIN)
+    meta = site / "planted_plugin-1.0.dist-info"
+    meta.mkdir(parents=True)
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: planted-plugin\nVersion: 1.0\n")
+    (meta / "entry_points.txt").write_text("[pydantic]\nplanted = planted_plugin:plugin\n")
+
+
+def test_a_run_loads_no_pydantic_plugin_and_no_package_metadata(runs_dir: Path, tmp_path: Path) -> None:
+    """A pydantic plugin sees every model built and every validation: the CLI's process runs none
+    (and so never scans the environment's metadata: importlib.metadata stays off the run path)."""
+    site, mark = tmp_path / "site", tmp_path / "plugin-loaded"
+    _plant_pydantic_plugin(site)
+    env = cli_env(tmp_path, PYTHONPATH=str(site), PLANTED_PLUGIN_MARK=str(mark))
+    plain = "import pydantic\nclass M(pydantic.BaseModel):\n    x: int\nM(x=1)"
+    control = subprocess.run([sys.executable, "-c", plain], env=env, capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert control.returncode == 0 and mark.read_text() == "loaded\n", control.stderr  # the plant works
+    mark.unlink()
+    program = ("import atexit, sys\n"
+               "atexit.register(lambda: print('metadata:', 'importlib.metadata' in sys.modules, file=sys.stderr))\n"
+               f"sys.argv = ['cto-harness', 'run', '--runs-dir', {str(runs_dir)!r}]\n"
+               "from cto_harness.cli import main\nmain()\n")
+    proc = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "verdict:       pass" in proc.stdout
+    assert not mark.exists()
+    assert proc.stderr.strip().splitlines()[-1] == "metadata: False", proc.stderr

@@ -15,7 +15,9 @@ from typing import Any
 
 import click
 
-from cto_harness import __version__
+from cto_harness import __version__, _pydantic_plugins
+
+_pydantic_plugins.disable()
 
 _LAZY: dict[str, tuple[str, str]] = {
     "run": ("cto_harness.cli.run:run_command", "Run one fixture through one provider (Stage 2)."),
