@@ -40,10 +40,17 @@ def preload() -> None:
     from cto_harness.core import ConfigError  # noqa: F401
     from cto_harness.evidence import Report, verify_run  # noqa: F401
     from cto_harness.fixtures import UnknownFixtureError, load_fixture  # noqa: F401
-    from cto_harness.proc import HarnessInterrupted, enable_subreaper, install_signal_handlers  # noqa: F401
+    from cto_harness.proc import (  # noqa: F401
+        HarnessInterrupted,
+        enable_subreaper,
+        install_signal_handlers,
+        warm_sandbox_paths,
+    )
     from cto_harness.providers import RunOptions, UnknownProviderError, get_provider  # noqa: F401
     from cto_harness.providers.fake import FakeProvider  # noqa: F401
     from cto_harness.runner import RunRequest, recover_run, run_stage2  # noqa: F401
+
+    warm_sandbox_paths()  # the interpreter's and /etc's binds, inherited by every trial
 
 
 def main(argv: list[str]) -> int:

@@ -30,6 +30,7 @@ from cto_harness.proc._sandbox import (
     probe_bwrap,
     runtime_paths,
     runtime_prefix,
+    warm_sandbox_paths,
     wrap,
 )
 from cto_harness.proc._zygote import Zygote, ZygoteLost
@@ -70,5 +71,6 @@ __all__ = [
     "run_to_log",
     "runtime_paths",
     "runtime_prefix",
+    "warm_sandbox_paths",
     "wrap",
 ]

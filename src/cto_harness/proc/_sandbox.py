@@ -323,6 +323,12 @@ def _bwrap_argv(bwrap: str, *, userns: bool, disable_userns: bool = False, netwo
     return [*args, "--"]
 
 
+def warm_sandbox_paths() -> None:
+    """Work out what every sandbox of this process binds (a zygote does it once for its forks)."""
+    runtime_paths()
+    _system_binds()
+
+
 @functools.cache
 def _system_binds() -> tuple[str, ...]:
     args: list[str] = []
