@@ -6,16 +6,30 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 from cto_harness.evidence import collect_artifacts
+from cto_harness.fixtures import Fixture
 from cto_harness.runner import _gitpack
-from cto_harness.runner._blobcache import DIR_NAME
-from cto_harness.runner._workspace import Baseline, git_env, init_baseline, vouched_digests
+from cto_harness.runner._blobcache import DIR_NAME, BlobCache
+from cto_harness.runner._workspace import (
+    PREFETCH_DIR,
+    Baseline,
+    Populated,
+    WorkspaceError,
+    compute_changes,
+    git_env,
+    init_baseline,
+    populate_workspace,
+    settle_baseline,
+    vouched_digests,
+)
 
 BIG = _gitpack.KEEP_BYTES * 3 + 7
 """Above KEEP_BYTES: a loose object, and a cache entry."""
@@ -194,3 +208,99 @@ def test_the_cache_is_bounded_oldest_entry_first(tmp_path: Path, monkeypatch: py
     init_baseline(other, tmp_path / "other" / "baseline.git", copied=copied, cache_dir=tmp_path / "cache")
     sha = copied["big.bin"][1]
     assert {p.name for p in cache.iterdir()} == {f"{sha}.json", f"{sha}.obj"}
+
+
+def _fixture_with_big_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fixture:
+    from cto_harness.fixtures import _fixture, load_fixture, resolve_fixture
+
+    monkeypatch.setattr(_fixture, "VOUCH_MARGIN_NS", 0)  # the files were written just now
+    root = tmp_path / "fx"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "repo" / "big.bin").write_bytes(CONTENT)
+    return load_fixture(root)
+
+
+def _populate(fixture: Fixture, tmp_path: Path, name: str) -> tuple[Path, Path, Populated]:
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    ready = populate_workspace(fixture, run_dir / "workspace", run_dir / "baseline.git", tmp_path / "cache")
+    return run_dir / "workspace", run_dir / "baseline.git", ready
+
+
+def test_a_populated_workspace_gets_the_cached_object_and_the_store_gets_it_while_the_agent_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = _loose_writes(monkeypatch)
+    fixture = _fixture_with_big_file(tmp_path, monkeypatch)
+    _, first_git, first = _populate(fixture, tmp_path, "one")
+    assert reads == [BIG]
+    settle_baseline(first_git)
+    workspace, baseline_git, second = _populate(fixture, tmp_path, "two")
+    assert reads == [BIG], "the second run read the big file again"
+    assert second.baseline.commit == first.baseline.commit
+    name = _object_path(second.baseline)
+    assert not (baseline_git / PREFETCH_DIR).exists()
+    copy = workspace / ".git" / name
+    assert second.baseline.git_objects[name][1] == hashlib.sha256(copy.read_bytes()).hexdigest()
+    known = vouched_digests(second.baseline, second.copied)
+    assert known is not None and known(b"workspace/.git/" + name.encode(), copy.lstat()) is not None
+    compute_changes(workspace, baseline_git, second.baseline)  # waits for the store's own copy
+    for git_dir in (baseline_git, workspace / ".git"):
+        assert _fsck(git_dir).returncode == 0, _fsck(git_dir).stderr
+    assert (baseline_git / name).lstat().st_ino != copy.lstat().st_ino
+
+
+@pytest.mark.parametrize("pristine", ["kept", "changed"])
+def test_an_entry_changed_before_the_deferred_copy_is_rebuilt_from_the_fixture_or_fails(
+        pristine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's copy is made later than the checks of ``place``: it checks the entry again."""
+    fixture = _fixture_with_big_file(tmp_path, monkeypatch)
+    _, first_git, first = _populate(fixture, tmp_path, "one")
+    settle_baseline(first_git)
+    entry = tmp_path / "cache" / DIR_NAME / f"{CONTENT_SHA}.obj"
+    real = BlobCache.start_deferred
+
+    def poisoned_first(self: BlobCache) -> bool:
+        _poison_object(entry)
+        if pristine == "changed":
+            (fixture.repo_dir / "big.bin").write_bytes(CONTENT[::-1])
+        return real(self)
+
+    monkeypatch.setattr(BlobCache, "start_deferred", poisoned_first)
+    workspace, baseline_git, second = _populate(fixture, tmp_path, "two")
+    if pristine == "changed":
+        with pytest.raises(WorkspaceError, match="rebuilt"):
+            settle_baseline(baseline_git)
+        return
+    settle_baseline(baseline_git)
+    assert _fsck(baseline_git).returncode == 0, _fsck(baseline_git).stderr
+    assert second.baseline.commit == first.baseline.commit
+
+
+def test_a_run_that_ends_before_its_change_set_still_writes_the_whole_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cto_harness.evidence import verify_run
+    from cto_harness.providers import RunOptions
+    from cto_harness.runner import RunRequest, run_stage2
+
+    fixture = _fixture_with_big_file(tmp_path, monkeypatch)
+    home = tmp_path / "home"
+    asked = threading.Event()
+    real_copy, real_settle = BlobCache._copy_deferred, BlobCache.settle
+
+    def held_until_asked(self: BlobCache) -> None:  # the agent outlasts the copy only if someone waits for it
+        asked.wait(timeout=60)
+        real_copy(self)
+
+    def settle(self: BlobCache) -> str | None:
+        asked.set()
+        return real_settle(self)
+
+    monkeypatch.setattr(BlobCache, "_copy_deferred", held_until_asked)
+    monkeypatch.setattr(BlobCache, "settle", settle)
+    environ = {**os.environ, "CTO_HARNESS_HOME": str(home), "CTO_HARNESS_FAKE_TIMEOUT_SECONDS": "nan"}
+    for _ in range(2):  # the second run reuses the cached object and defers the store's copy
+        result = run_stage2(RunRequest(provider="fake", fixture=str(fixture.root), runs_dir=tmp_path / "runs",
+                                       options=RunOptions(), environ=environ))
+        assert result.report.verdict == "blocked", result.report.reasons
+        checked = verify_run(result.run_dir, home=home)
+        assert checked.ok, checked.problems

@@ -14,7 +14,6 @@ import os
 import secrets
 import signal
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,7 +38,7 @@ from cto_harness.evidence import (
     sha256_file,
     utc_now,
 )
-from cto_harness.fixtures import Fixture, FixtureError, copy_repo, load_fixture, resolve_fixture
+from cto_harness.fixtures import Fixture, FixtureError, load_fixture, resolve_fixture
 from cto_harness.proc import (
     CapturedStream,
     HarnessInterrupted,
@@ -68,7 +67,14 @@ from cto_harness.runner._recover import recover_runs
 from cto_harness.runner._safe_copy import keep_state_dir
 from cto_harness.runner._sandbox_policy import SandboxPolicy, provider_policy
 from cto_harness.runner._verifier import fit_grader
-from cto_harness.runner._workspace import Baseline, compute_changes, init_baseline, vouched_digests
+from cto_harness.runner._workspace import (
+    Baseline,
+    WorkspaceError,
+    compute_changes,
+    populate_workspace,
+    settle_baseline,
+    vouched_digests,
+)
 
 DEFAULT_MAX_OUTPUT_BYTES = 10 * 1024 * 1024
 
@@ -165,6 +171,10 @@ def run_stage2(request: RunRequest) -> RunResult:
         for held in (grader, request.grader):
             if held is not None:
                 held.close()
+        try:  # a run that ended before its change set: the store is whole before it is listed
+            settle_baseline(run.path / "baseline.git")
+        except WorkspaceError as exc:
+            state.record_harness_error(exc)
         with _signals_deferred():
             report = write_report(state, events)
             events.close()
@@ -273,20 +283,16 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
 
 
 def _prepare_workspace(ctx: RunContext, state: RunState, events: EventLog) -> Baseline | None:
-    t0 = time.monotonic()
-    copied: dict[str, tuple[os.stat_result, str]] = {}
     try:
-        files = copy_repo(ctx.fixture, ctx.workspace, digests=copied)
+        ready = populate_workspace(ctx.fixture, ctx.workspace, state.run_dir / "baseline.git",
+                                   ctx.harness_home / "cache")
     except FixtureError as exc:
         state.decide("blocked", "fixture-invalid", f"fixture invalid: {exc}")
         return None
-    t1 = time.monotonic()
-    baseline = init_baseline(ctx.workspace, state.run_dir / "baseline.git", copied=copied,
-                             cache_dir=ctx.harness_home / "cache")
-    state.known_digest = vouched_digests(baseline, copied)
-    events.emit("workspace_ready", baseline=baseline.commit, files=len(files),
-                copy_s=round(t1 - t0, 6), baseline_s=round(time.monotonic() - t1, 6))
-    return baseline
+    state.known_digest = vouched_digests(ready.baseline, ready.copied)
+    events.emit("workspace_ready", baseline=ready.baseline.commit, files=len(ready.files),
+                copy_s=round(ready.copy_s, 6), baseline_s=round(ready.baseline_s, 6))
+    return ready.baseline
 
 
 def _preflight(provider: Provider, ctx: RunContext, state: RunState, events: EventLog) -> Gate:

@@ -41,7 +41,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cto_harness.fixtures import StatKey, copy_fd, stat_key
+from cto_harness.fixtures import Fixture, StatKey, copy_fd, copy_repo, stat_key, vouched_content
 from cto_harness.proc import Captured, git_config_args, run_captured
 from cto_harness.proc import git_env as proc_git_env
 from cto_harness.runner._blobcache import DIR_NAME as BLOB_CACHE_DIR
@@ -181,13 +181,92 @@ def init_baseline(workspace: Path, baseline_git: Path, *,
     workspace, baseline_git = workspace.absolute(), baseline_git.absolute()
     if baseline_git.exists() or (workspace / ".git").exists():
         return _git_baseline(workspace, baseline_git)
-    dot_git = workspace / ".git"
     init_repo(baseline_git, bare=True)
+    cache = BlobCache(cache_dir / BLOB_CACHE_DIR, copied) if cache_dir is not None and copied else None
+    return _baseline(workspace, baseline_git, cache)
+
+
+@dataclass(frozen=True)
+class Populated:
+    """What ``populate_workspace`` made."""
+
+    files: list[str]
+    """The fixture files copied (``copy_repo``)."""
+    copied: dict[str, tuple[os.stat_result, str]]
+    """``copy_repo(digests=)``: the copies whose content digest is vouched for."""
+    baseline: Baseline
+    copy_s: float
+    baseline_s: float
+
+
+PREFETCH_DIR = "prefetch"
+"""In ``baseline.git`` while the workspace is copied: cached objects on their way to ``workspace/.git``."""
+
+
+def populate_workspace(fixture: Fixture, workspace: Path, baseline_git: Path, cache_dir: Path | None) -> Populated:
+    """Copy the fixture into ``workspace`` and take the baseline (``copy_repo``, then ``init_baseline``).
+
+    With the blob cache (``cache_dir``), a large file the fixture digest vouches for costs
+    one copy on the way to the agent: its cached loose object is copied towards
+    ``workspace/.git`` while the fixture is copied (two cores), and into ``baseline.git``
+    only in a helper thread while the agent runs; ``compute_changes`` (or
+    ``settle_baseline``) waits for it. ``baseline.git`` is never reachable by the agent, so
+    the store is whole before anything reads it.
+
+    Raises:
+        FixtureError: from ``copy_repo`` (nothing of the baseline is left behind).
+    """
+    workspace, baseline_git = workspace.absolute(), baseline_git.absolute()
+    t0 = time.monotonic()
+    vouched = vouched_content(fixture)
+    copied: dict[str, tuple[os.stat_result, str]] = {}
+    cache: BlobCache | None = None
+    init_repo(baseline_git, bare=True)
+    try:
+        if cache_dir is not None and vouched:
+            cache = BlobCache(cache_dir / BLOB_CACHE_DIR, copied,
+                              pristine={rel: (fixture.repo_dir / rel, key) for rel, (key, _) in vouched.items()})
+            cache.prefetch(vouched, baseline_git / PREFETCH_DIR)
+        files = copy_repo(fixture, workspace, digests=copied)
+    except BaseException:
+        if cache is not None:
+            cache.discard_prefetched()
+        shutil.rmtree(baseline_git, ignore_errors=True)
+        raise
+    t1 = time.monotonic()
+    try:
+        baseline = _baseline(workspace, baseline_git, cache if copied else None)
+    finally:
+        if cache is not None and not copied:
+            cache.discard_prefetched()
+    return Populated(files=files, copied=copied, baseline=baseline, copy_s=t1 - t0, baseline_s=time.monotonic() - t1)
+
+
+_PENDING: dict[Path, BlobCache] = {}
+"""``baseline.git`` -> its blob cache while objects are still being copied into it (``start_deferred``)."""
+
+
+def settle_baseline(baseline_git: Path) -> None:
+    """Wait until ``baseline_git`` holds every object (a no-op unless ``populate_workspace`` deferred some).
+
+    Raises:
+        WorkspaceError: a deferred object could not be written (the store is incomplete).
+    """
+    cache = _PENDING.pop(baseline_git.absolute(), None)
+    if cache is not None and (problem := cache.settle()) is not None:
+        raise WorkspaceError(problem)
+
+
+def _baseline(workspace: Path, baseline_git: Path, cache: BlobCache | None) -> Baseline:
+    """The in-process baseline into the fresh ``baseline_git`` (the git one when ``scan`` declines)."""
+    dot_git = workspace / ".git"
     init_repo(dot_git, bare=False)
-    cache = (BlobCache(cache_dir / BLOB_CACHE_DIR, copied, mirror=dot_git / "objects")
-             if cache_dir is not None and copied else None)
+    if cache is not None:
+        cache.mirror = dot_git / "objects"
     files = scan(workspace, baseline_git / "objects", cache)
     if files is None:
+        if cache is not None:
+            cache.settle()  # nothing deferred was started; the prefetch is dropped with the store
         shutil.rmtree(baseline_git)
         shutil.rmtree(dot_git)
         return _git_baseline(workspace, baseline_git)
@@ -200,6 +279,9 @@ def init_baseline(workspace: Path, baseline_git: Path, *,
     (dot_git / "index").write_bytes(work_index)
     if cache is not None:
         cache.keep(files, baseline_git / "objects")
+        cache.discard_prefetched()
+        if cache.start_deferred():
+            _PENDING[baseline_git] = cache
     entries = {entry.rel: stat_key(entry.st) for entry in files}
     git_objects: dict[str, tuple[StatKey, str]] = {}
     for entry in files:
@@ -442,6 +524,7 @@ def changed_candidates(workspace: Path, snapshot: StatSnapshot, exclude: Sequenc
 def compute_changes(workspace: Path, baseline_git: Path, baseline: Baseline | str,
                     exclude_dirs: Sequence[str] = ()) -> Changes:
     """Everything the agent changed against the baseline: edits, new files, its own commits."""
+    settle_baseline(baseline_git)
     commit = baseline if isinstance(baseline, str) else baseline.commit
     snapshot = None if isinstance(baseline, str) else baseline.snapshot
     tree_index = None if isinstance(baseline, str) else baseline.tree_index
