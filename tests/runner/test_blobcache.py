@@ -266,7 +266,7 @@ def test_an_entry_changed_before_the_deferred_copy_is_rebuilt_from_the_fixture_o
         return real(self)
 
     monkeypatch.setattr(BlobCache, "start_deferred", poisoned_first)
-    workspace, baseline_git, second = _populate(fixture, tmp_path, "two")
+    _, baseline_git, second = _populate(fixture, tmp_path, "two")
     if pristine == "changed":
         with pytest.raises(WorkspaceError, match="rebuilt"):
             settle_baseline(baseline_git)

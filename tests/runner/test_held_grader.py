@@ -220,3 +220,58 @@ def test_an_early_grader_is_replaced_for_a_many_file_subtree(tmp_path: Path) -> 
     finally:
         if grader is not None:
             grader.close()
+
+
+BIG_TEST = '''
+
+def test_big_file_is_what_the_fixture_holds():
+    import pathlib
+    data = pathlib.Path(__file__).resolve().parent.parent.joinpath("big.bin").read_bytes()
+    assert data == pathlib.Path(__file__).resolve().parent.parent.joinpath("big.txt").read_bytes() * 1024
+'''
+
+
+@pytest.mark.parametrize("meanwhile", ["nothing", "fixture-rewritten", "staged-copy-rewritten", "patch-touches-it"])
+def test_a_big_file_staged_while_the_agent_runs_is_used_only_while_it_is_the_fixture_s(
+        meanwhile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``stage_held_copy`` copies the big file early; the graded tree gets it only if nothing changed since."""
+    from cto_harness.fixtures import _fixture
+    from cto_harness.runner import _verifier
+
+    monkeypatch.setattr(_fixture, "VOUCH_MARGIN_NS", 0)  # the files were written just now
+    root = tmp_path / "one-big-file"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "repo" / "big.txt").write_bytes(b"x" * 9 * 1024)
+    (root / "repo" / "big.bin").write_bytes(b"x" * 9 * 1024 * 1024)
+    with open(root / "repo" / "tests" / "test_strings.py", "a") as handle:
+        handle.write(BIG_TEST)
+    fixture = load_fixture(root)
+    early = hold_grader(_env(tmp_path), tag=_tag(tmp_path) + "-early")
+    grader = fit_grader(early, fixture, _env(tmp_path), tag=_tag(tmp_path) + "-held")
+    assert grader is early and grader is not None and not grader.shared
+    used: list[bool] = []
+    real = _verifier._use_staged
+    monkeypatch.setattr(_verifier, "_use_staged", lambda *args: used.append(real(*args)) or used[-1])
+
+    def edit(repo: Path) -> None:
+        _fix(repo)
+        if meanwhile == "patch-touches-it":
+            (repo / "big.bin").write_bytes(b"y" * 9 * 1024 * 1024)
+            (repo / "big.txt").write_bytes(b"y" * 9 * 1024)
+
+    patch = _patch_of(fixture, tmp_path, edit)
+    try:
+        _verifier.stage_held_copy(grader, fixture)
+        _verifier._STAGING[grader.scratch].thread.join()
+        if meanwhile == "fixture-rewritten":  # same size, and the small file too: the stat tells
+            (root / "repo" / "big.bin").write_bytes(b"z" * 9 * 1024 * 1024)
+            (root / "repo" / "big.txt").write_bytes(b"z" * 9 * 1024)
+        elif meanwhile == "staged-copy-rewritten":
+            staged = grader.scratch / _verifier.STAGED_DIR / "big.bin"
+            staged.chmod(0o644)
+            staged.write_bytes(b"w" * 9 * 1024 * 1024)
+        held = _grade(tmp_path, fixture, patch, grader, "held")
+    finally:
+        grader.close()
+    assert used == [meanwhile == "nothing"]
+    assert "tests/test_strings.py::test_big_file_is_what_the_fixture_holds" in held["passed_ids"], held

@@ -66,7 +66,7 @@ from cto_harness.runner._held_grader import HeldGrader
 from cto_harness.runner._recover import recover_runs
 from cto_harness.runner._safe_copy import keep_state_dir
 from cto_harness.runner._sandbox_policy import SandboxPolicy, provider_policy
-from cto_harness.runner._verifier import fit_grader
+from cto_harness.runner._verifier import fit_grader, stage_held_copy
 from cto_harness.runner._workspace import (
     Baseline,
     WorkspaceError,
@@ -240,6 +240,7 @@ def _pipeline(provider: Provider, fixture: Fixture, request: RunRequest, config:
     baseline = _prepare_workspace(ctx, state, events)
     if baseline is None:
         return
+    stage_held_copy(grader, fixture)  # a few big files for the held grader, copied while the agent runs
     try:
         gate = _preflight(provider, ctx, state, events)
         if gate.blocked is not None:

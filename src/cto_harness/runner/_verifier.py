@@ -22,6 +22,7 @@ import os
 import posixpath
 import re
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -29,7 +30,17 @@ from typing import Any, Literal
 
 from cto_harness._tree import remove_tree
 from cto_harness.evidence import TestCounts, atomic_write_json
-from cto_harness.fixtures import Fixture, FixtureError, copy_repo, copy_repo_sharing, read_pristine, shareable_subtrees
+from cto_harness.fixtures import (
+    Fixture,
+    FixtureError,
+    StatKey,
+    copy_repo,
+    copy_repo_sharing,
+    read_pristine,
+    shareable_subtrees,
+    stage_files,
+    stat_key,
+)
 from cto_harness.proc import (
     ProcessResult,
     Sandbox,
@@ -225,17 +236,86 @@ def _run_tests(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, 
 
 def _held_copy(held: HeldGrader | None, fixture: Fixture, sandbox: Sandbox, paths: list[str]) -> list[str] | None:
     """Copy the fixture into the held grader's tree when it fits; the shared subtrees, else None."""
+    staging = _STAGING.pop(held.scratch, None) if held is not None else None
+    if staging is not None:
+        staging.thread.join()
     if held is None:
         return None
     if held.fits(sandbox, fixture.repo_dir, [rel for _, rel in held.shared]) and held.pristine():
         if not held.shared:  # no binds: the whole fixture is copied (what fit_grader chose)
-            copy_repo(fixture, held.tree)
+            if staging is None or not _use_staged(staging, fixture, held.tree, paths):
+                copy_repo(fixture, held.tree)
             return []
         shared = copy_repo_sharing(fixture, held.tree, paths, premade=[rel for _, rel in held.shared])
         if shared is not None:
             return shared
     held.close()
     return None
+
+
+@dataclass
+class _Staging:
+    """The few big files of a fixture, copied for a held grader while the agent runs (``stage_held_copy``)."""
+
+    shared: list[str]
+    root: Path
+    thread: threading.Thread
+    files: dict[str, tuple[StatKey, os.stat_result]] | None = None
+
+
+_STAGING: dict[Path, _Staging] = {}
+"""Held grader scratch dir -> its staged copy (only the harness reaches the scratch dir)."""
+STAGED_DIR = "staged"
+
+
+def stage_held_copy(held: HeldGrader | None, fixture: Fixture) -> None:
+    """Start copying the shareable big files (``fit_grader``'s copy-instead case) beside the held tree.
+
+    The copy happens while the agent runs instead of after it. ``_held_copy`` uses it only
+    when the patch leaves those subtrees alone and each fixture file still has the lstat it
+    had while it was copied (the digest's rule); else it copies as before.
+    """
+    if held is None or held.shared or not held.sandbox.confined:
+        return
+    try:
+        shared = shareable_subtrees(fixture)
+    except FixtureError:
+        return
+    if not shared or not _cheap_to_copy(fixture, shared):
+        return
+    rels = [rel for rel in fixture.files if any(rel == p or rel.startswith(p + "/") for p in shared)]
+    root = held.scratch / STAGED_DIR
+    try:
+        root.mkdir()
+    except OSError:
+        return
+
+    def stage() -> None:
+        staging.files = stage_files(fixture, rels, root)
+
+    staging = _Staging(shared=shared, root=root, thread=threading.Thread(target=stage, name="held-stage", daemon=True))
+    _STAGING[held.scratch] = staging
+    staging.thread.start()
+
+
+def _use_staged(staging: _Staging, fixture: Fixture, tree: Path, paths: list[str]) -> bool:
+    """Copy the fixture into the empty ``tree`` with the staged files moved in; False: nothing was written."""
+    files = staging.files
+    if files is None or shareable_subtrees(fixture, paths) != staging.shared:
+        return False
+    for rel, (key, copied) in files.items():
+        try:
+            unchanged = (stat_key(os.lstat(fixture.repo_dir / rel)) == key
+                         and stat_key(os.lstat(staging.root / rel)) == stat_key(copied))
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            return False
+    if copy_repo_sharing(fixture, tree, paths) != staging.shared:
+        raise FixtureError(f"{fixture.repo_dir}: changed while it was copied for grading")
+    for rel in staging.shared:  # each placeholder (an empty file or directory) gives way to the staged copy
+        os.replace(staging.root / rel, tree / rel)
+    return True
 
 
 def _pytest_argv(fixture: Fixture, tree: Path, *, empty_ini: Path | None = None) -> list[str]:
