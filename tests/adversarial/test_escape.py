@@ -290,3 +290,42 @@ def test_harness_git_never_runs_the_agents_git_config(sandbox: str, tmp_path: Pa
             assert result.report["verdict"] == "pass", result.report["reasons"]
     finally:
         marker.unlink(missing_ok=True)
+
+
+def test_borrowed_baseline_objects_can_be_read_but_not_changed_or_linked(tmp_path: Path, runs_dir: Path) -> None:
+    """``workspace/.git`` borrows a large blob from ``baseline.git/objects``, shown read-only in the sandbox."""
+    fixture = tmp_path / "fixture-with-big-file"
+    shutil.copytree(Path(cto_harness.__file__).parent / "fixtures" / "builtin" / "r1-string-slugify", fixture,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (fixture / "repo" / "big.bin").write_bytes(bytes(range(256)) * 1200)  # a loose object, above 256 KiB
+    env = _agent(tmp_path, """
+        objects = run_dir / "baseline.git" / "objects"
+        git = ["git", "-C", str(workspace)]
+        oid = subprocess.run([*git, "rev-parse", "HEAD:big.bin"], capture_output=True, text=True).stdout.strip()
+        record("read", subprocess.run([*git, "cat-file", "-s", oid], capture_output=True, text=True).stdout.strip())
+        target = objects / oid[:2] / oid[2:]
+        attacks = {
+            "append": lambda: open(target, "ab").write(b"escaped"),
+            "chmod": lambda: os.chmod(target, 0o666),
+            "link": lambda: os.link(target, workspace / "linked"),
+            "plant": lambda: (objects / oid[:2] / ("0" * 38)).write_bytes(b"escaped"),
+            "rename": lambda: os.rename(target, workspace / "moved"),
+            "unlink": lambda: os.unlink(target),
+            "head": lambda: (run_dir / "baseline.git" / "HEAD").read_text(),
+        }
+        for name, attack in attacks.items():
+            try:
+                attack()
+                record(name, "done")
+            except OSError as exc:
+                record(name, f"refused: {exc.strerror}")
+        """)
+    result = run_cli("run", "--provider", "command", "--fixture", str(fixture), "--runs-dir", str(runs_dir), env=env)
+    assert result.run_dir is not None, result.stdout + result.stderr
+    verify = run_cli("verify", str(result.run_dir), env=env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr  # git fsck of baseline.git included
+    outcome = json.loads((result.run_dir / "workspace" / "attack.json").read_text())
+    assert outcome.pop("read") == str(256 * 1200), outcome  # the agent's repository is whole
+    assert all(v.startswith("refused") for v in outcome.values()), outcome
+    assert not (result.run_dir / "workspace" / "linked").exists()
+    _sandboxed(result)

@@ -9,7 +9,6 @@ import random
 import shutil
 import stat
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,14 @@ from cto_harness.fixtures import Fixture
 from cto_harness.runner import _gitpack
 from cto_harness.runner._blobcache import DIR_NAME, BlobCache
 from cto_harness.runner._workspace import (
+    ALTERNATES,
     PREFETCH_DIR,
     Baseline,
     Populated,
-    WorkspaceError,
     compute_changes,
     git_env,
     init_baseline,
     populate_workspace,
-    settle_baseline,
     vouched_digests,
 )
 
@@ -227,80 +225,56 @@ def _populate(fixture: Fixture, tmp_path: Path, name: str) -> tuple[Path, Path, 
     return run_dir / "workspace", run_dir / "baseline.git", ready
 
 
-def test_a_populated_workspace_gets_the_cached_object_and_the_store_gets_it_while_the_agent_runs(
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", *args], cwd=cwd, env=git_env(), capture_output=True, check=False)
+
+
+def test_a_populated_workspace_borrows_large_objects_and_the_store_gets_the_cached_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads = _loose_writes(monkeypatch)
     fixture = _fixture_with_big_file(tmp_path, monkeypatch)
-    _, first_git, first = _populate(fixture, tmp_path, "one")
+    _, _, first = _populate(fixture, tmp_path, "one")
     assert reads == [BIG]
-    settle_baseline(first_git)
     workspace, baseline_git, second = _populate(fixture, tmp_path, "two")
     assert reads == [BIG], "the second run read the big file again"
     assert second.baseline.commit == first.baseline.commit
-    name = _object_path(second.baseline)
     assert not (baseline_git / PREFETCH_DIR).exists()
-    copy = workspace / ".git" / name
-    assert second.baseline.git_objects[name][1] == hashlib.sha256(copy.read_bytes()).hexdigest()
-    known = vouched_digests(second.baseline, second.copied)
-    assert known is not None and known(b"workspace/.git/" + name.encode(), copy.lstat()) is not None
-    compute_changes(workspace, baseline_git, second.baseline)  # waits for the store's own copy
+    big_oid = _git(workspace, "rev-parse", "HEAD:big.bin").stdout.decode().strip()
+    name = f"objects/{big_oid[:2]}/{big_oid[2:]}"
+    assert (baseline_git / name).is_file() and not (workspace / ".git" / name).exists()  # borrowed, not copied
+    assert (workspace / ".git" / ALTERNATES).read_text() == "../../../baseline.git/objects\n"
+    assert _git(workspace, "cat-file", "blob", "HEAD:big.bin").stdout == CONTENT
+    assert _git(workspace, "status", "--porcelain").stdout == b""
+    assert second.baseline.git_objects == {}
     for git_dir in (baseline_git, workspace / ".git"):
         assert _fsck(git_dir).returncode == 0, _fsck(git_dir).stderr
-    assert (baseline_git / name).lstat().st_ino != copy.lstat().st_ino
+    assert compute_changes(workspace, baseline_git, second.baseline).files == []
 
 
-@pytest.mark.parametrize("pristine", ["kept", "changed"])
-def test_an_entry_changed_before_the_deferred_copy_is_rebuilt_from_the_fixture_or_fails(
-        pristine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store's copy is made later than the checks of ``place``: it checks the entry again."""
+def test_a_prefetched_object_changed_before_it_is_used_is_not_used(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prefetch dir is the harness's; still, a copy whose stat moved since it was written is dropped."""
+    from cto_harness.runner import _workspace
+
     fixture = _fixture_with_big_file(tmp_path, monkeypatch)
-    _, first_git, first = _populate(fixture, tmp_path, "one")
-    settle_baseline(first_git)
-    entry = tmp_path / "cache" / DIR_NAME / f"{CONTENT_SHA}.obj"
-    real = BlobCache.start_deferred
+    _populate(fixture, tmp_path, "one")
+    caches: list[BlobCache] = []
+    real_prefetch, real_copy = BlobCache.prefetch, _workspace.copy_repo
 
-    def poisoned_first(self: BlobCache) -> bool:
-        _poison_object(entry)
-        if pristine == "changed":
-            (fixture.repo_dir / "big.bin").write_bytes(CONTENT[::-1])
-        return real(self)
+    def prefetch(self: BlobCache, *args: object) -> None:
+        caches.append(self)
+        real_prefetch(self, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(BlobCache, "start_deferred", poisoned_first)
-    _, baseline_git, second = _populate(fixture, tmp_path, "two")
-    if pristine == "changed":
-        with pytest.raises(WorkspaceError, match="rebuilt"):
-            settle_baseline(baseline_git)
-        return
-    settle_baseline(baseline_git)
+    def copy_then_poison(*args: object, **kwargs: object) -> list[str]:
+        out = real_copy(*args, **kwargs)  # type: ignore[arg-type]
+        fetching = caches[0]._prefetcher
+        assert fetching is not None
+        fetching.join()
+        _poison_object(tmp_path / "two" / "baseline.git" / PREFETCH_DIR / f"{CONTENT_SHA}.obj")
+        return out
+
+    monkeypatch.setattr(BlobCache, "prefetch", prefetch)
+    monkeypatch.setattr(_workspace, "copy_repo", copy_then_poison)
+    workspace, baseline_git, _ = _populate(fixture, tmp_path, "two")
     assert _fsck(baseline_git).returncode == 0, _fsck(baseline_git).stderr
-    assert second.baseline.commit == first.baseline.commit
-
-
-def test_a_run_that_ends_before_its_change_set_still_writes_the_whole_store(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cto_harness.evidence import verify_run
-    from cto_harness.providers import RunOptions
-    from cto_harness.runner import RunRequest, run_stage2
-
-    fixture = _fixture_with_big_file(tmp_path, monkeypatch)
-    home = tmp_path / "home"
-    asked = threading.Event()
-    real_copy, real_settle = BlobCache._copy_deferred, BlobCache.settle
-
-    def held_until_asked(self: BlobCache) -> None:  # the agent outlasts the copy only if someone waits for it
-        asked.wait(timeout=60)
-        real_copy(self)
-
-    def settle(self: BlobCache) -> str | None:
-        asked.set()
-        return real_settle(self)
-
-    monkeypatch.setattr(BlobCache, "_copy_deferred", held_until_asked)
-    monkeypatch.setattr(BlobCache, "settle", settle)
-    environ = {**os.environ, "CTO_HARNESS_HOME": str(home), "CTO_HARNESS_FAKE_TIMEOUT_SECONDS": "nan"}
-    for _ in range(2):  # the second run reuses the cached object and defers the store's copy
-        result = run_stage2(RunRequest(provider="fake", fixture=str(fixture.root), runs_dir=tmp_path / "runs",
-                                       options=RunOptions(), environ=environ))
-        assert result.report.verdict == "blocked", result.report.reasons
-        checked = verify_run(result.run_dir, home=home)
-        assert checked.ok, checked.problems
+    assert _git(workspace, "cat-file", "blob", "HEAD:big.bin").stdout == CONTENT

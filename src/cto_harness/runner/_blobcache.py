@@ -24,7 +24,6 @@ object's id, and ``verify`` re-hashes the agent's ``workspace/.git``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -34,11 +33,10 @@ import stat
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from cto_harness.fixtures import StatKey, copy_fd, stat_key
-from cto_harness.runner._gitpack import KEEP_BYTES, TreeFile, loose_prefix, settle, store_loose
+from cto_harness.runner._gitpack import KEEP_BYTES, TreeFile, loose_prefix, settle
 
 FORMAT = 1
 DIR_NAME = f"baseline-blobs-v{FORMAT}"
@@ -56,32 +54,21 @@ class BlobCache:
     """The ``scan`` side (``_gitpack.LooseSource``) of the cache, for one run's workspace."""
 
     def __init__(self, directory: Path, copied: Mapping[str, tuple[os.stat_result, str]],
-                 mirror: Path | None = None, *, pristine: Mapping[str, tuple[Path, StatKey]] | None = None) -> None:
+                 mirror: Path | None = None) -> None:
         """``copied``: workspace file -> (the copy's stat right after writing, SHA-256 of what was written).
 
         ``mirror``: a second objects directory (``workspace/.git/objects``) that gets its own
-        copy of each reused object, made at the same time; ``mirrored`` lists them.
-
-        ``pristine``: workspace file -> (the fixture file it was copied from, the lstat under
-        which the fixture digest vouches for its content). With it, the copy into the
-        harness's own store is deferred: ``place`` checks the entry and copies it into the
-        mirror only (the agent's repository must be whole before the agent starts), and
-        ``start_deferred`` copies it into ``baseline.git`` in a helper thread while the agent
-        runs (``settle`` waits for it). Should that copy fail, the object is rebuilt from the
-        pristine file and must have the recorded id.
+        copy of each reused object, made at the same time; ``mirrored`` lists them. (A
+        workspace whose repository borrows the store's large objects has none.)
         """
         self.directory = directory
         self._copied = copied
         self.mirror = mirror
-        self._pristine = pristine
         self.mirrored: dict[str, os.stat_result] = {}
         """``objects/<id>`` path below the mirror's repository -> the copy's stat after writing."""
         self._prefetched: dict[str, tuple[Path, os.stat_result]] = {}
         self._prefetch_dir: Path | None = None
         self._prefetcher: threading.Thread | None = None
-        self._deferred: list[_Deferred] = []
-        self._worker: threading.Thread | None = None
-        self._failure: str | None = None
 
     def content_sha256(self, rel: str, st: os.stat_result) -> str | None:
         """The content's SHA-256 when the workspace file still has the stat it had when copied."""
@@ -92,45 +79,56 @@ class BlobCache:
         return self.content_sha256(rel, st) is not None
 
     def prefetch(self, vouched: Mapping[str, tuple[StatKey, str]], scratch: Path) -> None:
-        """Start copying the entries of these large contents into ``scratch`` (a dir only the harness reaches).
+        """Start copying the entries of these large contents into ``scratch`` (a new dir only the harness reaches).
 
         ``vouched``: fixture file -> (lstat, content SHA-256), as the fixture digest read it.
-        Run while the fixture itself is copied into the workspace; ``place`` then moves a
-        prefetched copy into the mirror instead of copying the entry again.
+        Run while the fixture itself is copied into the workspace (the second core); ``place``
+        then moves a prefetched copy into the store instead of copying the entry again, if
+        the workspace copy turns out to have that content.
         """
-        jobs: list[tuple[str, tuple[str, str, int, StatKey], int]] = []
+        jobs: dict[str, tuple[str, str, int, StatKey]] = {}
+        sizes: dict[str, int] = {}
         for key, sha in vouched.values():
-            if key[3] > KEEP_BYTES and all(sha != job[0] for job in jobs):
-                record = _read_record(self.directory, sha, key[3])
-                if record is not None:
-                    jobs.append((sha, record, key[3]))
+            if key[3] > KEEP_BYTES and sha not in jobs and (record := _read_record(self.directory, sha, key[3])):
+                jobs[sha], sizes[sha] = record, key[3]
         if not jobs:
             return
         scratch.mkdir()
         self._prefetch_dir = scratch
 
         def fetch() -> None:
-            for sha, (_, _, object_bytes, key), size in jobs:
+            for sha, (_, _, object_bytes, key) in jobs.items():
                 target = scratch / f"{sha}.obj"
-                written = _copy_checked(self.directory / f"{sha}.obj", key, object_bytes, loose_prefix(size), target)
-                if written is not None:
-                    self._prefetched[sha] = (target, written)
+                copied = _copy_checked(self.directory / f"{sha}.obj", key, object_bytes, loose_prefix(sizes[sha]),
+                                       target)
+                if copied is not None:
+                    self._prefetched[sha] = (target, copied)
 
         self._prefetcher = threading.Thread(target=fetch, name="blob-prefetch", daemon=True)
         self._prefetcher.start()
 
-    def _prefetch_done(self) -> None:
+    def discard_prefetched(self) -> None:
+        """Wait for the prefetch and remove what ``place`` did not use."""
         if self._prefetcher is not None:
             self._prefetcher.join()
             self._prefetcher = None
-
-    def discard_prefetched(self) -> None:
-        """Wait for the prefetch and remove what ``place`` did not use."""
-        self._prefetch_done()
         if self._prefetch_dir is not None:
             shutil.rmtree(self._prefetch_dir, ignore_errors=True)
             self._prefetch_dir = None
         self._prefetched.clear()
+
+    def _take_prefetched(self, sha: str) -> Path | None:
+        """The prefetched copy of this entry, still with the stat recorded after writing it, or None."""
+        if self._prefetcher is not None:
+            self._prefetcher.join()
+            self._prefetcher = None
+        fetched = self._prefetched.pop(sha, None)
+        try:
+            if fetched is not None and stat_key(os.lstat(fetched[0])) == stat_key(fetched[1]):
+                return fetched[0]
+        except OSError:
+            pass
+        return None
 
     def place(self, rel: str, st: os.stat_result, objects_dir: Path) -> tuple[bytes, str] | None:
         sha = self.content_sha256(rel, st)
@@ -141,17 +139,21 @@ class BlobCache:
             return None
         oid, object_sha256, object_bytes, key = record
         source, prefix = self.directory / f"{sha}.obj", loose_prefix(st.st_size)
-        if self._pristine is not None:
-            return self._place_deferred(rel, sha, record, objects_dir, st.st_size)
         targets = [objects_dir / f"tmp_obj_{os.getpid()}_{secrets.token_hex(4)}"]
         name = f"objects/{oid[:2]}/{oid[2:]}"
         if self.mirror is not None and name not in self.mirrored:
             (self.mirror / oid[:2]).mkdir(exist_ok=True)
             targets.append(self.mirror / oid[:2] / oid[2:])
         copies: list[os.stat_result | None] = [None] * len(targets)
+        # Only the harness reaches the prefetch dir, and the stat taken after writing holds.
+        fetched = self._take_prefetched(sha)
 
         def copy(i: int) -> None:
-            copies[i] = _copy_checked(source, key, object_bytes, prefix, targets[i])
+            if i == 0 and fetched is not None:
+                os.replace(fetched, targets[0])
+                copies[0] = os.lstat(targets[0])
+            else:
+                copies[i] = _copy_checked(source, key, object_bytes, prefix, targets[i])
 
         # Both copies at once: copy_file_range drops the GIL, and the second core is idle here.
         helper = threading.Thread(target=copy, args=(1,)) if len(targets) > 1 else None
@@ -169,65 +171,6 @@ class BlobCache:
         if len(targets) > 1 and (mirrored := copies[1]) is not None:
             self.mirrored[name] = mirrored
         return settle(targets[0], objects_dir, bytes.fromhex(oid)), object_sha256
-
-    def _place_deferred(self, rel: str, sha: str, record: tuple[str, str, int, StatKey],
-                        objects_dir: Path, size: int) -> tuple[bytes, str] | None:
-        """The mirror's copy now (prefetched if it could be), the store's own later (``start_deferred``)."""
-        oid, object_sha256, object_bytes, key = record
-        source, prefix = self.directory / f"{sha}.obj", loose_prefix(size)
-        pristine = self._pristine.get(rel) if self._pristine is not None else None
-        if pristine is None or pristine[1][3] != size or not _entry_holds(source, key, object_bytes, prefix):
-            return None
-        name = f"objects/{oid[:2]}/{oid[2:]}"
-        if self.mirror is not None and name not in self.mirrored:
-            self._prefetch_done()
-            (self.mirror / oid[:2]).mkdir(exist_ok=True)
-            target = self.mirror / oid[:2] / oid[2:]
-            mirrored: os.stat_result | None = None
-            fetched = self._prefetched.pop(sha, None)
-            # Only the harness reaches the prefetch dir; the stat it recorded after writing still holds.
-            if fetched is not None and stat_key(os.lstat(fetched[0])) == stat_key(fetched[1]):
-                os.rename(fetched[0], target)
-                mirrored = os.lstat(target)  # a rename moves ctime
-            else:
-                mirrored = _copy_checked(source, key, object_bytes, prefix, target)
-            if mirrored is None:
-                return None
-            self.mirrored[name] = mirrored
-        self._deferred.append(_Deferred(source=source, key=key, object_bytes=object_bytes, prefix=prefix,
-                                        objects_dir=objects_dir, oid=oid, object_sha256=object_sha256,
-                                        pristine=pristine[0], pristine_key=pristine[1]))
-        return bytes.fromhex(oid), object_sha256
-
-    def start_deferred(self) -> bool:
-        """Copy the deferred objects into the harness's store in a helper thread; False: nothing to copy."""
-        if self._deferred and self._worker is None:
-            self._worker = threading.Thread(target=self._copy_deferred, name="baseline-blobs", daemon=True)
-            self._worker.start()
-        return self._worker is not None
-
-    def _copy_deferred(self) -> None:
-        try:
-            for job in self._deferred:
-                scratch = job.objects_dir / f"tmp_obj_{os.getpid()}_{secrets.token_hex(4)}"
-                if _copy_checked(job.source, job.key, job.object_bytes, job.prefix, scratch) is not None:
-                    settle(scratch, job.objects_dir, bytes.fromhex(job.oid))
-                elif not _rebuild(job):
-                    self._failure = (f"baseline.git: the loose object {job.oid} could be neither copied from the "
-                                     f"blob cache nor rebuilt from {job.pristine} (changed during the run?)")
-                    return
-        except OSError as exc:
-            self._failure = f"baseline.git: writing a large object failed: {exc}"
-
-    def settle(self) -> str | None:
-        """Wait for the deferred copies; a problem (the store is incomplete), or None."""
-        self.discard_prefetched()
-        if self._worker is not None:
-            self._worker.join()
-        elif self._deferred:
-            self._copy_deferred()
-        self._deferred = []
-        return self._failure
 
     def keep(self, files: list[TreeFile], objects_dir: Path) -> None:
         """Enter each loose object written (not reused) for a file whose content SHA-256 is known.
@@ -251,52 +194,6 @@ class BlobCache:
                 return
         if added:
             _evict(self.directory, MAX_CACHE_BYTES)
-
-
-@dataclass(frozen=True)
-class _Deferred:
-    source: Path
-    key: StatKey
-    object_bytes: int
-    prefix: bytes
-    objects_dir: Path
-    oid: str
-    object_sha256: str
-    pristine: Path
-    pristine_key: StatKey
-
-
-def _entry_holds(source: Path, key: StatKey, size: int, prefix: bytes) -> bool:
-    """The entry's object still has the lstat recorded when it was written, and the right header."""
-    try:
-        fd = os.open(source, _READ_FLAGS)
-    except OSError:
-        return False
-    try:
-        st = os.fstat(fd)
-        return (stat.S_ISREG(st.st_mode) and stat_key(st) == key and st.st_size == size
-                and os.pread(fd, len(prefix), 0) == prefix)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def _rebuild(job: _Deferred) -> bool:
-    """Write the object from the pristine fixture file; True when it has the recorded id and bytes."""
-    try:
-        fd = os.open(job.pristine, _READ_FLAGS)
-    except OSError:
-        return False
-    try:
-        if stat_key(os.fstat(fd)) != job.pristine_key:
-            return False
-        object_sha = hashlib.sha256()
-        oid = store_loose(fd, job.pristine_key[3], job.objects_dir, object_sha)
-        return (oid is not None and oid.hex() == job.oid and object_sha.hexdigest() == job.object_sha256
-                and stat_key(os.fstat(fd)) == job.pristine_key)
-    finally:
-        os.close(fd)
 
 
 def _read_record(directory: Path, sha: str, size: int) -> tuple[str, str, int, StatKey] | None:

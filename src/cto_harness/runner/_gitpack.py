@@ -150,11 +150,6 @@ def loose_prefix(size: int) -> bytes:
     return b"\x78\x01" + _stored(b"blob %d\0" % size)
 
 
-def store_loose(fd: int, size: int, objects_dir: Path, object_sha: hashlib._Hash | None = None) -> bytes | None:
-    """Write the loose blob of the ``size`` bytes read from ``fd`` into ``objects_dir``; its id (None: size wrong)."""
-    return _store_loose(fd, size, objects_dir, object_sha)
-
-
 def _store_loose(fd: int, size: int, objects_dir: Path, object_sha: hashlib._Hash | None = None) -> bytes | None:
     """Stream ``size`` bytes of ``fd`` into a loose blob (zlib stored blocks); None if the size was wrong.
 

@@ -1,9 +1,11 @@
 """What a provider may see inside the sandbox: the policy ``proc.wrap`` enforces.
 
 Read-only: the admitted executable, what it needs to start (a launcher's pinned tree and
-runtime, a script's interpreter, a toolchain's install prefix) and input files named on
-its command line. Read-write: the run's ``workspace/``, ``task/``, ``backend/``. Hidden:
-the rest of the run dir (``baseline.git``, ``events.jsonl``, ``grading/``), the runs dir,
+runtime, a script's interpreter, a toolchain's install prefix), input files named on
+its command line, and ``baseline.git/objects`` when ``workspace/.git`` borrows its large
+objects (alternates; they hold the fixture the workspace already has). Read-write: the run's
+``workspace/``, ``task/``, ``backend/``. Hidden: the rest of the run dir (``baseline.git``'s
+refs, index and marker, ``events.jsonl``, ``grading/``), the runs dir,
 the harness home, the operator's home and ``/root``. ``network`` here is the fallback
 without egress (cut unless the run has an admitted endpoint or passed credentials); the
 runner's ``egress_policy`` replaces it with the egress plan ("proxy" or "none").
@@ -14,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cto_harness.proc import Network, runtime_paths
@@ -28,6 +30,8 @@ class SandboxPolicy:
     writable: list[Path]
     hidden: list[Path]
     network: Network
+    overlaid: list[tuple[Path, Path]] = field(default_factory=list)
+    """Read-only binds inside the hidden run dir (``wrap``'s ``overlaid``), for a confined sandbox."""
 
 
 def provider_policy(ctx: RunContext, invocation: Invocation, gate: Gate, runs_dir: Path) -> SandboxPolicy:
@@ -41,7 +45,20 @@ def provider_policy(ctx: RunContext, invocation: Invocation, gate: Gate, runs_di
             readable.append(Path(arg))
     network: Network = "host" if gate.model.base_url or invocation.secrets else "none"
     return SandboxPolicy(readable=readable, writable=[ctx.workspace, ctx.task_dir, ctx.backend_dir],
-                         hidden=hidden, network=network)
+                         hidden=hidden, network=network, overlaid=borrowed_objects(ctx.run_dir))
+
+
+def borrowed_objects(run_dir: Path) -> list[tuple[Path, Path]]:
+    """``baseline.git/objects`` at its own path, when the agent's repository borrows from it (its alternates).
+
+    Read-only: the agent reads the large blobs its repository lacks, and can neither change
+    them nor link them into the workspace (a link across mounts fails).
+    """
+    objects = Path(os.path.abspath(run_dir)) / "baseline.git" / "objects"
+    alternates = Path(os.path.abspath(run_dir)) / "workspace" / ".git" / "objects" / "info" / "alternates"
+    if alternates.is_file() and not alternates.is_symlink() and objects.is_dir() and not objects.is_symlink():
+        return [(objects, objects)]
+    return []
 
 
 def hidden_paths(run_dir: Path, runs_dir: Path, harness_home: Path) -> list[Path]:

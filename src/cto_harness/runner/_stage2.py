@@ -67,14 +67,7 @@ from cto_harness.runner._recover import recover_runs
 from cto_harness.runner._safe_copy import keep_state_dir
 from cto_harness.runner._sandbox_policy import SandboxPolicy, provider_policy
 from cto_harness.runner._verifier import fit_grader, stage_held_copy
-from cto_harness.runner._workspace import (
-    Baseline,
-    WorkspaceError,
-    compute_changes,
-    populate_workspace,
-    settle_baseline,
-    vouched_digests,
-)
+from cto_harness.runner._workspace import Baseline, compute_changes, populate_workspace, vouched_digests
 
 DEFAULT_MAX_OUTPUT_BYTES = 10 * 1024 * 1024
 
@@ -171,10 +164,6 @@ def run_stage2(request: RunRequest) -> RunResult:
         for held in (grader, request.grader):
             if held is not None:
                 held.close()
-        try:  # a run that ended before its change set: the store is whole before it is listed
-            settle_baseline(run.path / "baseline.git")
-        except WorkspaceError as exc:
-            state.record_harness_error(exc)
         with _signals_deferred():
             report = write_report(state, events)
             events.close()
@@ -395,7 +384,8 @@ def _execute(invocation: Invocation, ctx: RunContext, state: RunState, events: E
     try:
         result = run_bounded(
             wrap(egress.command(invocation.argv), sandbox, writable=policy.writable, readable=policy.readable,
-                 hidden=policy.hidden, network=policy.network, cwd=invocation.cwd),
+                 hidden=policy.hidden, network=policy.network, cwd=invocation.cwd,
+                 overlaid=policy.overlaid if sandbox.confined else ()),
             cwd=invocation.cwd,
             env=egress.provider_env(env),
             timeout_s=invocation.timeout_s,

@@ -11,13 +11,14 @@ zlib stored blocks, one pack for small files, a loose object per large one), wit
 ids ``git add`` + ``write-tree`` + ``commit-tree`` give, and no git process starts. A tree
 holding something git must interpret (``.gitattributes``, a nested ``.git``, a special
 file) goes through ``git add`` instead: compression off, no auto-maintenance, no fsync.
-The agent's repository gets a byte copy of those objects and an index with the copy's stat
-data; it never borrows objects from ``baseline.git`` (no alternates: the sandbox hides
-``baseline.git``, and a hardlinked object could be rewritten in place through the agent's link).
+The agent's repository gets a byte copy of the small objects and the commit, and an index
+with the copy's stat data; a run's ``workspace/.git`` (``populate_workspace``) reaches each
+large loose blob in ``baseline.git/objects`` through a relative alternates file, and the
+provider sandbox shows that one directory read-only (never a hardlink: the agent could chmod
+a shared inode and rewrite the harness's baseline in place; a link across the bind fails).
 A large file whose content digest the fixture copy vouches for is not read at all when an
 earlier run kept its loose object (``_blobcache``, under the harness home): the object is
-copied in, and its SHA-256 lets the report skip re-hashing the agent's copy while the
-marker rule below trusts it. Copies go through ``copy_file_range``.
+copied in (while the fixture is copied). Copies go through ``copy_file_range``.
 
 The change set hashes only what may have changed. At baseline time the harness records
 every workspace entry's ``lstat`` (inode, device, mode, size, mtime and ctime in
@@ -200,18 +201,20 @@ class Populated:
 
 
 PREFETCH_DIR = "prefetch"
-"""In ``baseline.git`` while the workspace is copied: cached objects on their way to ``workspace/.git``."""
+"""In ``baseline.git`` while the workspace is copied: cached objects on their way into the store."""
+ALTERNATES = "objects/info/alternates"
 
 
 def populate_workspace(fixture: Fixture, workspace: Path, baseline_git: Path, cache_dir: Path | None) -> Populated:
-    """Copy the fixture into ``workspace`` and take the baseline (``copy_repo``, then ``init_baseline``).
+    """Copy the fixture into ``workspace`` and take the baseline; the agent's repository borrows large objects.
 
-    With the blob cache (``cache_dir``), a large file the fixture digest vouches for costs
-    one copy on the way to the agent: its cached loose object is copied towards
-    ``workspace/.git`` while the fixture is copied (two cores), and into ``baseline.git``
-    only in a helper thread while the agent runs; ``compute_changes`` (or
-    ``settle_baseline``) waits for it. ``baseline.git`` is never reachable by the agent, so
-    the store is whole before anything reads it.
+    ``workspace/.git`` holds a copy of the small objects and the commit, and reaches each
+    large loose blob (above ``KEEP_BYTES``) in ``baseline.git/objects`` through a relative
+    ``objects/info/alternates``: the provider sandbox shows that directory read-only
+    (``provider_policy``), so the agent can read those objects but not change them, and a
+    50 MB file is written twice (workspace, store), not three times. With the blob cache
+    (``cache_dir``), a large file the fixture digest vouches for is not read at all: its
+    cached object is copied into the store while the fixture is copied (two cores).
 
     Raises:
         FixtureError: from ``copy_repo`` (nothing of the baseline is left behind).
@@ -224,8 +227,7 @@ def populate_workspace(fixture: Fixture, workspace: Path, baseline_git: Path, ca
     init_repo(baseline_git, bare=True)
     try:
         if cache_dir is not None and vouched:
-            cache = BlobCache(cache_dir / BLOB_CACHE_DIR, copied,
-                              pristine={rel: (fixture.repo_dir / rel, key) for rel, (key, _) in vouched.items()})
+            cache = BlobCache(cache_dir / BLOB_CACHE_DIR, copied)
             cache.prefetch(vouched, baseline_git / PREFETCH_DIR)
         files = copy_repo(fixture, workspace, digests=copied)
     except BaseException:
@@ -235,53 +237,46 @@ def populate_workspace(fixture: Fixture, workspace: Path, baseline_git: Path, ca
         raise
     t1 = time.monotonic()
     try:
-        baseline = _baseline(workspace, baseline_git, cache if copied else None)
+        baseline = _baseline(workspace, baseline_git, cache if copied else None, borrow=True)
     finally:
-        if cache is not None and not copied:
+        if cache is not None:
             cache.discard_prefetched()
     return Populated(files=files, copied=copied, baseline=baseline, copy_s=t1 - t0, baseline_s=time.monotonic() - t1)
 
 
-_PENDING: dict[Path, BlobCache] = {}
-"""``baseline.git`` -> its blob cache while objects are still being copied into it (``start_deferred``)."""
+def _baseline(workspace: Path, baseline_git: Path, cache: BlobCache | None, *, borrow: bool = False) -> Baseline:
+    """The in-process baseline into the fresh ``baseline_git`` (the git one when ``scan`` declines).
 
-
-def settle_baseline(baseline_git: Path) -> None:
-    """Wait until ``baseline_git`` holds every object (a no-op unless ``populate_workspace`` deferred some).
-
-    Raises:
-        WorkspaceError: a deferred object could not be written (the store is incomplete).
+    ``borrow``: large loose blobs stay in ``baseline_git`` only (``workspace/.git`` reaches
+    them through its alternates); else ``workspace/.git`` gets a copy of every object.
     """
-    cache = _PENDING.pop(baseline_git.absolute(), None)
-    if cache is not None and (problem := cache.settle()) is not None:
-        raise WorkspaceError(problem)
-
-
-def _baseline(workspace: Path, baseline_git: Path, cache: BlobCache | None) -> Baseline:
-    """The in-process baseline into the fresh ``baseline_git`` (the git one when ``scan`` declines)."""
     dot_git = workspace / ".git"
     init_repo(dot_git, bare=False)
-    if cache is not None:
+    if cache is not None and not borrow:
         cache.mirror = dot_git / "objects"
     files = scan(workspace, baseline_git / "objects", cache)
     if files is None:
         if cache is not None:
-            cache.settle()  # nothing deferred was started; the prefetch is dropped with the store
+            cache.discard_prefetched()
         shutil.rmtree(baseline_git)
         shutil.rmtree(dot_git)
         return _git_baseline(workspace, baseline_git)
     commit = write_store(baseline_git / "objects", files, GIT_IDENTITY, BASELINE_MESSAGE, BASELINE_TIME)
     _write_ref(baseline_git, commit)
-    placed = cache.mirrored if cache is not None else {}
-    copies = {**_copy_objects(baseline_git, dot_git, skip=placed), **placed}
+    placed: Collection[str] = cache.mirrored if cache is not None else {}
+    if borrow:
+        placed = {f"objects/{e.oid[:1].hex()}/{e.oid[1:].hex()}" for e in files if e.data is None}
+        if placed:
+            target = os.path.relpath(baseline_git / "objects", dot_git / "objects")
+            (dot_git / ALTERNATES).write_text(target + "\n")
+    copies = _copy_objects(baseline_git, dot_git, skip=placed)
+    if cache is not None and not borrow:
+        copies.update(cache.mirrored)
     _write_ref(dot_git, commit)
     work_index, tree_index = index_bytes(files)
     (dot_git / "index").write_bytes(work_index)
     if cache is not None:
         cache.keep(files, baseline_git / "objects")
-        cache.discard_prefetched()
-        if cache.start_deferred():
-            _PENDING[baseline_git] = cache
     entries = {entry.rel: stat_key(entry.st) for entry in files}
     git_objects: dict[str, tuple[StatKey, str]] = {}
     for entry in files:
@@ -524,7 +519,6 @@ def changed_candidates(workspace: Path, snapshot: StatSnapshot, exclude: Sequenc
 def compute_changes(workspace: Path, baseline_git: Path, baseline: Baseline | str,
                     exclude_dirs: Sequence[str] = ()) -> Changes:
     """Everything the agent changed against the baseline: edits, new files, its own commits."""
-    settle_baseline(baseline_git)
     commit = baseline if isinstance(baseline, str) else baseline.commit
     snapshot = None if isinstance(baseline, str) else baseline.snapshot
     tree_index = None if isinstance(baseline, str) else baseline.tree_index
