@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cto_harness.providers.fake._provider import AGENT_SCRIPT
 
-HEAVY = ("argparse", "subprocess", "pathlib", "signal", "site")
+HEAVY = ("argparse", "subprocess", "pathlib", "signal", "site", "json", "re")
 """Modules the fix scenario's agent must not import (each is part of every fake-lane run)."""
 
 
@@ -64,3 +68,30 @@ def test_bad_arguments_are_a_usage_error(tmp_path: Path) -> None:
     agent = subprocess.run([sys.executable, "-I", "-S", str(AGENT_SCRIPT), "--tusk", "x"],
                            capture_output=True, text=True, timeout=60, check=False)
     assert agent.returncode == 2 and "usage:" in agent.stderr
+
+
+@functools.cache
+def _agent_module() -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fake_agent_under_test", AGENT_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(value=_JSON)
+@settings(max_examples=200, deadline=None)
+def test_the_agents_json_is_the_json_packages(value: object) -> None:
+    """The agent reads and writes JSON with json's C half: same values, same bytes as json."""
+    agent = _agent_module()
+    assert agent.dumps(value) == json.dumps(value, sort_keys=True)  # type: ignore[attr-defined]
+    assert agent.loads(" " + json.dumps(value) + "\n") == value  # type: ignore[attr-defined]
