@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 from tests.jobs.helpers import job_cli, only_job_dir, write_spec
 
-from cto_harness.jobs import query
+from cto_harness.jobs import Trial, query
+from cto_harness.jobs._index import TrialIndex
+from cto_harness.jobs._plan import read_report
 
 AGENTS = ('name = "fixer"\nprovider = "fake"\nscenario = "fix"', 'name = "idle"\nprovider = "fake"\nscenario = "noop"')
 
@@ -58,3 +61,17 @@ def test_nothing_depends_on_the_index(jobs: Path, tmp_path: Path) -> None:
     assert job_cli("job", "run", "--spec", str(spec), "--jobs-dir", str(jobs), tmp_path=tmp_path).returncode == 0
     rebuilt = job_cli("index", "rebuild", "--jobs-dir", str(jobs), "--json", tmp_path=tmp_path)
     assert rebuilt.returncode == 0 and json.loads(rebuilt.stdout)["trials"] == 3
+
+
+def test_one_connection_records_every_trial_of_a_job_from_any_thread(jobs: Path) -> None:
+    """The coordinator keeps one connection for its job; Ray's coordinator records from another thread."""
+    job_dir = only_job_dir(jobs)
+    (jobs / "index.sqlite").unlink()
+    runs = sorted((job_dir / "trials").glob("*/*/attempt-1"))
+    trials = [Trial(agent=run.parents[1].name, fixture=run.parent.name, attempt=1) for run in runs]
+    with TrialIndex(job_dir) as index:
+        index.record(trials[0], runs[0], read_report(runs[0]))
+        other = threading.Thread(target=index.record, args=(trials[1], runs[1], read_report(runs[1])))
+        other.start()
+        other.join()
+    assert sorted(r["agent"] for r in query(jobs)) == ["fixer", "idle"]

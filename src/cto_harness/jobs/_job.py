@@ -159,7 +159,7 @@ def run_job(
     Raises:
         JobError: not a job dir, another coordinator owns it, or a trial dir is busy.
     """
-    from cto_harness.jobs._index import record_trial
+    from cto_harness.jobs._index import TrialIndex
 
     job_dir = job_dir.resolve()
     job, spec = load_job(job_dir)
@@ -205,13 +205,15 @@ def run_job(
             report = read_report(task.run_dir)
             finished += 1
             if report is not None:
-                record_trial(job_dir, task.trial, task.run_dir, report)
+                index.record(task.trial, task.run_dir, report)
             if progress is not None:
                 progress(Progress(len(trials), done_count + finished, task.trial, report))
 
+        index = TrialIndex(job_dir)
         try:
             runner.run(tasks, on_done, stop)
         finally:
+            index.close()
             summary = summarize(job_dir, job)
             write_summary(job_dir, summary)
             _write_html(job_dir, summary)
