@@ -6,8 +6,9 @@ copied into ``workspace/.git``. Yet the content's SHA-256 is known without readi
 fixture digest's, for a workspace copy the stat vouches for (``copy_repo(digests=)``). So
 the loose object file, its id and its own SHA-256 are kept under
 ``<harness home>/cache/baseline-blobs-v<FORMAT>/`` and the next run of the same content
-gets a byte copy (``copy_file_range``; never a link: ``workspace/.git`` is the agent's,
-and a shared inode would let it write into every later run's baseline).
+gets a byte copy (``copy_file_range``; never a link: a shared inode would let whoever can
+write one run's copy write into every later run's baseline), made while the fixture is
+copied into the workspace (``prefetch``).
 
 Trust. The cache lives in the harness home, beside the signing key, hidden from every
 sandbox; it is only ever written from a loose object the harness itself wrote and hashed
@@ -66,7 +67,7 @@ class BlobCache:
         self.mirror = mirror
         self.mirrored: dict[str, os.stat_result] = {}
         """``objects/<id>`` path below the mirror's repository -> the copy's stat after writing."""
-        self._prefetched: dict[str, tuple[Path, os.stat_result]] = {}
+        self._prefetched: dict[str, tuple[Path, os.stat_result, tuple[str, str, int, StatKey]]] = {}
         self._prefetch_dir: Path | None = None
         self._prefetcher: threading.Thread | None = None
 
@@ -102,7 +103,7 @@ class BlobCache:
                 copied = _copy_checked(self.directory / f"{sha}.obj", key, object_bytes, loose_prefix(sizes[sha]),
                                        target)
                 if copied is not None:
-                    self._prefetched[sha] = (target, copied)
+                    self._prefetched[sha] = (target, copied, jobs[sha])
 
         self._prefetcher = threading.Thread(target=fetch, name="blob-prefetch", daemon=True)
         self._prefetcher.start()
@@ -117,14 +118,14 @@ class BlobCache:
             self._prefetch_dir = None
         self._prefetched.clear()
 
-    def _take_prefetched(self, sha: str) -> Path | None:
-        """The prefetched copy of this entry, still with the stat recorded after writing it, or None."""
+    def _take_prefetched(self, sha: str, record: tuple[str, str, int, StatKey]) -> Path | None:
+        """The prefetched copy of this entry (this record), still with the stat taken after writing it, or None."""
         if self._prefetcher is not None:
             self._prefetcher.join()
             self._prefetcher = None
         fetched = self._prefetched.pop(sha, None)
         try:
-            if fetched is not None and stat_key(os.lstat(fetched[0])) == stat_key(fetched[1]):
+            if fetched is not None and fetched[2] == record and stat_key(os.lstat(fetched[0])) == stat_key(fetched[1]):
                 return fetched[0]
         except OSError:
             pass
@@ -146,7 +147,7 @@ class BlobCache:
             targets.append(self.mirror / oid[:2] / oid[2:])
         copies: list[os.stat_result | None] = [None] * len(targets)
         # Only the harness reaches the prefetch dir, and the stat taken after writing holds.
-        fetched = self._take_prefetched(sha)
+        fetched = self._take_prefetched(sha, record)
 
         def copy(i: int) -> None:
             if i == 0 and fetched is not None:
