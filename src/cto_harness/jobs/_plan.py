@@ -7,6 +7,7 @@ ever deleted: a re-run gets the next ``-retry-<m>`` beside the old dirs, and the
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -55,22 +56,47 @@ def dir_name(attempt: int, retry: int) -> str:
     return f"attempt-{attempt}" if retry == 0 else f"attempt-{attempt}-retry-{retry}"
 
 
+def _attempt_dirs(base: Path) -> dict[int, list[tuple[int, Path]]]:
+    """The run dirs under one agent/fixture dir (directories, not symlinks): attempt -> [(retry, path)],
+    oldest first."""
+    found: dict[int, list[tuple[int, Path]]] = {}
+    try:
+        entries = os.scandir(base)
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    with entries:
+        for entry in entries:
+            match = _DIR.match(entry.name)
+            if match and entry.is_dir(follow_symlinks=False):
+                found.setdefault(int(match.group(1)), []).append((int(match.group(2) or 0), base / entry.name))
+    for dirs in found.values():
+        dirs.sort()
+    return found
+
+
 def trial_dirs(job_dir: Path, trial: Trial) -> list[tuple[int, Path]]:
     """The trial's run dirs as (retry, path), oldest first."""
-    base = trial.base(job_dir)
-    if not base.is_dir():
-        return []
-    found = []
-    for path in base.iterdir():
-        match = _DIR.match(path.name)
-        if match and int(match.group(1)) == trial.attempt and path.is_dir() and not path.is_symlink():
-            found.append((int(match.group(2) or 0), path))
-    return sorted(found)
+    return _attempt_dirs(trial.base(job_dir)).get(trial.attempt, [])
 
 
 def latest_dir(job_dir: Path, trial: Trial) -> Path | None:
     dirs = trial_dirs(job_dir, trial)
     return dirs[-1][1] if dirs else None
+
+
+def latest_dirs(job_dir: Path, trials: list[Trial]) -> dict[Trial, Path]:
+    """``latest_dir`` of each trial that has a run dir, listing each agent/fixture dir once
+    (``latest_dir`` per trial lists it once per attempt: 90 ms for a 200-attempt summary)."""
+    listings: dict[Path, dict[int, list[tuple[int, Path]]]] = {}
+    latest: dict[Trial, Path] = {}
+    for trial in trials:
+        base = trial.base(job_dir)
+        if base not in listings:
+            listings[base] = _attempt_dirs(base)
+        dirs = listings[base].get(trial.attempt)
+        if dirs:
+            latest[trial] = dirs[-1][1]
+    return latest
 
 
 def read_report(run_dir: Path) -> Report | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cto_harness.evidence import Report, atomic_write_json
-from cto_harness.jobs._plan import SCORED, Trial, latest_dir, read_report
+from cto_harness.jobs._plan import SCORED, Trial, latest_dirs, read_report
 
 SUMMARY_FILE = "summary.json"
 SUMMARY_SCHEMA = "cto-harness.job-summary/1"
@@ -72,11 +72,8 @@ def summarize(job_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     spec = job["spec"]
     attempts = int(spec["attempts"])
     trials = [Trial(t["agent"], t["fixture"], int(t["attempt"])) for t in job["trials"]]
-    latest: dict[Trial, tuple[Path, Report | None]] = {}
-    for trial in trials:
-        path = latest_dir(job_dir, trial)
-        if path is not None:
-            latest[trial] = (path, read_report(path))
+    latest: dict[Trial, tuple[Path, Report | None]] = {
+        trial: (path, read_report(path)) for trial, path in latest_dirs(job_dir, trials).items()}
     rows = []
     verdicts: Counter[str] = Counter()
     for agent in (a["name"] for a in spec["agents"]):
