@@ -70,6 +70,7 @@ from cto_harness.proc._bounded import (
     enable_subreaper,
     kill_process_tree,
 )
+from cto_harness.proc._exit import exit_now
 
 __all__ = ["LOST_CHILD_WAIT_S", "READY_TIMEOUT_S", "Zygote", "ZygoteLost"]
 
@@ -322,15 +323,7 @@ def _child(target: Callable[..., Any], spec: str, request: dict[str, Any], zygot
         traceback.print_exc()
         code = 1
     finally:
-        with contextlib.suppress(BaseException):
-            for thread in threading.enumerate():
-                if thread is not threading.current_thread() and not thread.daemon:
-                    thread.join()
-            atexit._run_exitfuncs()
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(BaseException):
-                stream.flush()
-        os._exit(code & 0xFF)
+        exit_now(code)
 
 
 # ---------------------------------------------------------------- a zygote forked from the caller
