@@ -275,3 +275,51 @@ def test_a_big_file_staged_while_the_agent_runs_is_used_only_while_it_is_the_fix
         grader.close()
     assert used == [meanwhile == "nothing"]
     assert "tests/test_strings.py::test_big_file_is_what_the_fixture_holds" in held["passed_ids"], held
+
+
+def test_the_cli_s_early_grader_binds_what_the_fixture_shares_and_is_kept(tmp_path: Path) -> None:
+    """``early_shared`` (asked before the fixture is loaded) names the subtrees; a grader started with them fits."""
+    from cto_harness._share import early_shared
+
+    root = tmp_path / "one-big-file"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "repo" / "big.bin").write_bytes(b"x" * (9 * 1024 * 1024))
+    early = hold_grader(_env(tmp_path), shared=early_shared(str(root)), tag=_tag(tmp_path) + "-early")
+    assert early is not None and early.held is not None and [rel for _, rel in early.shared] == ["big.bin"]
+    early_pid = early.held.pid
+    fixture = load_fixture(root)
+    grader = fit_grader(early, fixture, _env(tmp_path), tag=_tag(tmp_path) + "-held")
+    try:
+        assert grader is early, "the early grader was replaced"
+        held = _grade(tmp_path, fixture, _patch_of(fixture, tmp_path, _fix), grader, "held")
+    finally:
+        grader.close()
+    assert held["passed"] and held["pid"] == early_pid, held["problems"]
+
+
+@pytest.mark.parametrize("tree", ["big-file", "data-dir", "linked", "cache-dirs", "builtin"])
+def test_early_shared_is_what_the_loaded_fixture_shares(tree: str, tmp_path: Path) -> None:
+    from cto_harness._share import early_shared
+    from cto_harness.fixtures import shareable_subtrees
+
+    root = tmp_path / tree
+    shutil.copytree(resolve_fixture("r1-string-slugify"), root, ignore=shutil.ignore_patterns("__pycache__"))
+    repo = root / "repo"
+    if tree == "big-file":
+        (repo / "assets").mkdir()
+        (repo / "assets" / "big.bin").write_bytes(b"x" * (8 * 1024 * 1024))
+    elif tree in ("data-dir", "linked", "cache-dirs"):
+        for i in range(120):
+            (repo / "data" / f"d{i // 50}").mkdir(parents=True, exist_ok=True)
+            (repo / "data" / f"d{i // 50}" / f"f{i}.txt").write_text(f"{i}\n")
+        if tree == "linked":
+            (repo / "data" / "d0" / "link").symlink_to("f0.txt")
+        if tree == "cache-dirs":
+            (repo / "data" / "d1" / "__pycache__").mkdir()
+            for i in range(200):
+                (repo / "data" / "d1" / "__pycache__" / f"c{i}.pyc").write_bytes(b"")
+    spec = "r1-string-slugify" if tree == "builtin" else str(root)
+    fixture = load_fixture(resolve_fixture(spec), builtin=tree == "builtin")
+    expected = [(fixture.repo_dir, rel) for rel in shareable_subtrees(fixture)]
+    assert early_shared(spec) == expected
+    assert (expected != []) == (tree in ("big-file", "data-dir", "cache-dirs"))  # a link blocks sharing

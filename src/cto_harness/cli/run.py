@@ -124,12 +124,14 @@ def run_command(provider: str, scenario: str | None, fixture: str, runs_dir: str
     # Nothing the imports build is garbage: no cycle collection while they run, and what
     # they built (it lives as long as the process) is never traversed by a collection again.
     gc.disable()
+    from cto_harness._share import early_shared
     from cto_harness.proc import enable_subreaper
     from cto_harness.runner import hold_grader
 
     enable_subreaper()
     # The grading sandbox starts first: its interpreter and pytest load while ours imports.
-    grader = hold_grader(os.environ)
+    # With the subtrees the verifier will share bound already (a big file, a big dir).
+    grader = hold_grader(os.environ, shared=early_shared(fixture))
     try:
         code = _run(provider, scenario, fixture, runs_dir, timeout, model_provider, model, unadmitted, as_json,
                     grader)
