@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,23 @@ def test_exit_now_keeps_what_sys_exit_keeps(tmp_path: Path) -> None:
     assert proc.stdout == "buffered, no newline"
     assert (tmp_path / "atexit").read_text() == "ran"
     assert (tmp_path / "thread").read_text() == "finished"
+
+
+IN_PROCESS = """
+import sys
+from cto_harness.cli import main
+try:
+    main(["run", "--runs-dir", sys.argv[1]])
+except SystemExit as exc:
+    print(f"caller resumed after SystemExit({exc.code})")
+"""
+
+
+def test_a_caller_that_passes_args_gets_an_ordinary_system_exit(tmp_path: Path) -> None:
+    """Only the console script (main() reading sys.argv) leaves without teardown: a program that
+    calls main([...]) itself, or click's test runner, must get its SystemExit back."""
+    env = {**os.environ, "CTO_HARNESS_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-c", IN_PROCESS, str(tmp_path / "runs")], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "caller resumed after SystemExit(0)"

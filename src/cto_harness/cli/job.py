@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cto_harness.cli import echo_json
+from cto_harness.cli import Done, echo_json
 
 if TYPE_CHECKING:
     from cto_harness.jobs import Executor, JobOutcome, JobSpec, Progress
@@ -121,7 +121,7 @@ def _finish(outcome: JobOutcome, as_json: bool) -> None:
         click.echo(f"\njob dir: {outcome.job_dir}  (ran {outcome.ran}, already done {outcome.skipped})")
     if outcome.interrupted:
         click.echo(f"job interrupted; finish it with: cto-harness job resume {outcome.job_dir}", err=True)
-    sys.exit(outcome.exit_code)
+    raise Done(outcome.exit_code)  # run_job returned: trials, summary, page and index are closed
 
 
 def _drive(job_dir: Path, executor: Executor, retry: frozenset[str], as_json: bool) -> None:

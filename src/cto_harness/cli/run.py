@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cto_harness.cli import echo_json
+from cto_harness.cli import Done, echo_json
 
 if TYPE_CHECKING:
     from cto_harness.evidence import Report
@@ -140,9 +140,7 @@ def run_command(provider: str, scenario: str | None, fixture: str, runs_dir: str
             grader.close()
     # The evidence is written, fsynced and closed (run_stage2 returned) and the summary is
     # printed: the interpreter's teardown would only free memory.
-    from cto_harness.proc import exit_now
-
-    exit_now(code)
+    raise Done(code)
 
 
 def _run(provider: str, scenario: str | None, fixture: str, runs_dir: str | None, timeout: float | None,
