@@ -3,9 +3,11 @@
 pydantic discovers plugins through the ``pydantic`` entry-point group of every installed
 distribution and calls them on each model it builds and on each validation: any package
 in the interpreter's environment could watch or alter how a report validates. The
-harness uses none. Its entry points (the CLI) call ``disable`` before pydantic builds a
-model: pydantic then never scans the environment's metadata, which also keeps
-``importlib.metadata`` (~10 ms) off every run's start-up.
+harness uses none. Importing this module calls ``disable``: the CLI and the jobs package
+(whose zygotes, trials and Ray workers may start as fresh interpreters) import it before
+pydantic builds a model. pydantic then never scans the environment's metadata, which also
+keeps ``importlib.metadata`` (~10 ms) off every run's start-up. A program that uses
+``run_stage2`` as a library and never imports those keeps its own plugins.
 """
 
 from __future__ import annotations
@@ -27,3 +29,6 @@ def disable() -> None:
 
 def _no_plugins() -> tuple[()]:
     return ()
+
+
+disable()

@@ -90,3 +90,15 @@ def test_a_run_loads_no_pydantic_plugin_and_no_package_metadata(runs_dir: Path, 
     assert "verdict:       pass" in proc.stdout
     assert not mark.exists()
     assert proc.stderr.strip().splitlines()[-1] == "metadata: False", proc.stderr
+
+
+def test_a_trial_process_loads_no_pydantic_plugin(tmp_path: Path) -> None:
+    """A zygote or trial started as a fresh interpreter (not forked from the CLI) is guarded too."""
+    site, mark = tmp_path / "site", tmp_path / "plugin-loaded"
+    _plant_pydantic_plugin(site)
+    env = cli_env(tmp_path, PYTHONPATH=str(site), PLANTED_PLUGIN_MARK=str(mark))
+    program = "from cto_harness.jobs import _trial\n_trial.preload()\nprint('preloaded')\n"
+    proc = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "preloaded", proc.stderr
+    assert not mark.exists()

@@ -1,5 +1,8 @@
 """Jobs: agents x fixtures x attempts, in parallel, resumable, indexed, reported."""
 
+# First, before any model below is built: importing it turns pydantic's plugin discovery off,
+# so a zygote, trial or Ray worker started as a fresh interpreter runs none, as the CLI does not.
+from cto_harness import _pydantic_plugins  # noqa: F401  # isort: skip
 from cto_harness.jobs._index import INDEX_FILE, RebuildResult, index_path, query, rebuild, record_trial
 from cto_harness.jobs._job import (
     DEFAULT_JOBS_DIR,
