@@ -59,22 +59,23 @@ plugin = Plugin()
 """
 
 
-def _plant_pydantic_plugin(site: Path) -> None:
-    """A distribution on the path whose ``pydantic`` entry point marks a file when loaded."""
+def _planted_pydantic_plugin(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose path holds a distribution with a ``pydantic`` entry point, and the
+    file that plugin writes when loaded."""
+    site, mark = tmp_path / "site", tmp_path / "plugin-loaded"
     site.mkdir(parents=True, exist_ok=True)
     (site / "planted_plugin.py").write_text(PLUGIN)
     meta = site / "planted_plugin-1.0.dist-info"
     meta.mkdir(parents=True)
     (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: planted-plugin\nVersion: 1.0\n")
     (meta / "entry_points.txt").write_text("[pydantic]\nplanted = planted_plugin:plugin\n")
+    return cli_env(tmp_path, PYTHONPATH=str(site), PLANTED_PLUGIN_MARK=str(mark)), mark
 
 
 def test_a_run_loads_no_pydantic_plugin_and_no_package_metadata(runs_dir: Path, tmp_path: Path) -> None:
     """A pydantic plugin sees every model built and every validation: the CLI's process runs none
     (and so never scans the environment's metadata: importlib.metadata stays off the run path)."""
-    site, mark = tmp_path / "site", tmp_path / "plugin-loaded"
-    _plant_pydantic_plugin(site)
-    env = cli_env(tmp_path, PYTHONPATH=str(site), PLANTED_PLUGIN_MARK=str(mark))
+    env, mark = _planted_pydantic_plugin(tmp_path)
     plain = "import pydantic\nclass M(pydantic.BaseModel):\n    x: int\nM(x=1)"
     control = subprocess.run([sys.executable, "-c", plain], env=env, capture_output=True, text=True, timeout=60,
                              check=False)
@@ -94,9 +95,7 @@ def test_a_run_loads_no_pydantic_plugin_and_no_package_metadata(runs_dir: Path, 
 
 def test_a_trial_process_loads_no_pydantic_plugin(tmp_path: Path) -> None:
     """A zygote or trial started as a fresh interpreter (not forked from the CLI) is guarded too."""
-    site, mark = tmp_path / "site", tmp_path / "plugin-loaded"
-    _plant_pydantic_plugin(site)
-    env = cli_env(tmp_path, PYTHONPATH=str(site), PLANTED_PLUGIN_MARK=str(mark))
+    env, mark = _planted_pydantic_plugin(tmp_path)
     program = "from cto_harness.jobs import _trial\n_trial.preload()\nprint('preloaded')\n"
     proc = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=120,
                           check=False)
