@@ -19,8 +19,8 @@ SHARE_MIN_BYTES = 8 * 1024 * 1024
 """Untouched subtrees at least this large are shared (bound read-only) rather than copied."""
 IGNORED_DIR_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 """Tool caches that appear when someone runs a fixture in place; never part of a fixture."""
-_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-"""A fixture id (``fixtures._fixture``): a built-in one wins over a same-named directory."""
+FIXTURE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+"""A fixture id (a manifest's, or ``--fixture``'s): a built-in one wins over a same-named directory."""
 EARLY_MAX_FILES = 10_000
 """``early_shared`` gives up on a larger tree (the loader refuses it anyway)."""
 
@@ -62,7 +62,7 @@ def early_shared(spec: str) -> list[tuple[Path, str]]:
     """
     builtin = Path(__file__).resolve().parent / "fixtures" / "builtin"
     try:
-        if not spec or "\x00" in spec or (_ID.fullmatch(spec) and (builtin / spec / "fixture.toml").is_file()):
+        if not spec or "\x00" in spec or (FIXTURE_ID.fullmatch(spec) and (builtin / spec / "fixture.toml").is_file()):
             return []
         candidate = Path(spec).expanduser()
         if not candidate.is_dir():

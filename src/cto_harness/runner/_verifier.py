@@ -155,7 +155,7 @@ def _cheap_to_copy(fixture: Fixture, shared: Sequence[str]) -> bool:
     Copying ``COPY_INSTEAD_MAX_BYTES`` (copy_file_range, page cache) costs less than starting
     a grading sandbox again once the fixture is known (~150 ms of interpreter and pytest).
     """
-    inside = [rel for rel in fixture.files if any(rel == p or rel.startswith(p + "/") for p in shared)]
+    inside = _files_under(fixture, shared)
     if len(inside) > COPY_INSTEAD_MAX_FILES:
         return False
     try:
@@ -180,6 +180,11 @@ def dropped_change(rel: str, fixture: Fixture) -> bool:
 
 def _test_dirs(fixture: Fixture) -> set[str]:
     return {parent for rel in fixture.grading_tests if (parent := posixpath.dirname(rel))}
+
+
+def _files_under(fixture: Fixture, subtrees: Sequence[str]) -> list[str]:
+    """The fixture's files in (or equal to) one of ``subtrees``."""
+    return [rel for rel in fixture.files if any(rel == p or rel.startswith(p + "/") for p in subtrees)]
 
 
 def _run_tests(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, *, tag: str,
@@ -283,7 +288,7 @@ def stage_held_copy(held: HeldGrader | None, fixture: Fixture) -> None:
         return
     if not shared or not _cheap_to_copy(fixture, shared):
         return
-    rels = [rel for rel in fixture.files if any(rel == p or rel.startswith(p + "/") for p in shared)]
+    rels = _files_under(fixture, shared)
     root = held.scratch / STAGED_DIR
     try:
         root.mkdir()
