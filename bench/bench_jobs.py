@@ -3,8 +3,9 @@
     python bench/bench_jobs.py [--trials 20] [--concurrency 2] [--repeat 3] [--efficiency] [--ray]
                                [--processes] [--large]
 
-- floor: the fixture's own test command on a fixed copy (no pytest plugin autoload, as the grader
-  runs it), ``trials`` times, ``concurrency`` at a time;
+- floor: issue 12's floor (copy the fixture, apply its solution with ``git apply``, run its own
+  test command with no pytest plugin autoload, as the grader runs it), ``trials`` times,
+  ``concurrency`` at a time;
 - separate: ``trials`` separate ``cto-harness run`` processes, ``concurrency`` at a time;
 - job: one ``cto-harness job run`` of ``trials`` attempts at ``concurrency`` (goal <= 1.3x the floor);
   each executor slot keeps a zygote that forks every trial;
@@ -49,20 +50,25 @@ def _in_parallel(jobs: list[tuple[list[str], Path | None]], concurrency: int,
 
 
 def floor(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> tuple[float, float]:
-    """(wall, CPU) of the bare test runs (the copies and patches are made before either is read)."""
+    """(wall, CPU) of the floor of issue 12, ``concurrency`` at a time: each trial copies the fixture,
+    applies its solution with ``git apply`` and runs its tests, as a careful person does by hand."""
     from cto_harness.fixtures import load_fixture, resolve_fixture, test_argv
 
     fixture = load_fixture(resolve_fixture(fixture_id), builtin=True)
-    jobs: list[tuple[list[str], Path | None]] = []
-    for i in range(trials):
-        work = scratch / f"bare-{time.perf_counter_ns()}-{i}"
-        shutil.copytree(fixture.repo_dir, work)
-        subprocess.run(["git", "apply", str(fixture.solution_patch)], cwd=work, check=True)
-        jobs.append((test_argv(fixture), work))
     # As the grader runs pytest: no plugin autoload (installed plugins can cost seconds per run).
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+    def one(i: int) -> None:
+        work = scratch / f"bare-{i}"
+        shutil.copytree(fixture.repo_dir, work)
+        _quiet(["git", "apply", str(fixture.solution_patch)], cwd=work)
+        _quiet(test_argv(fixture), cwd=work, env=env)
+
     cpu = tree_cpu()
-    wall = _in_parallel(jobs, concurrency, env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
-    return wall, tree_cpu() - cpu
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(trials)))
+    return time.perf_counter() - start, tree_cpu() - cpu
 
 
 def separate(fixture_id: str, trials: int, concurrency: int, scratch: Path) -> float:
@@ -221,7 +227,7 @@ def main() -> int:
     print(f"{args.trials} trials of {args.fixture} at concurrency {args.concurrency}, {args.repeat} repeats "
           f"(load average at the end: {os.getloadavg()[0]:.1f})")
     if "floor" in results:
-        print(f"floor (bare tests, {args.concurrency} at a time): {span('floor')}")
+        print(f"floor (copy, apply, test; {args.concurrency} at a time): {span('floor')}")
         print(f"                                 {cpu('floor')}")
     if "separate" in results and "floor" in results:
         print(f"separate `run` processes:       {span('separate')}  {ratio('separate', 'floor')}")
