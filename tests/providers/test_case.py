@@ -141,6 +141,20 @@ def test_missing_binary_blocks_before_case_starts(runs_dir: Path, tmp_path: Path
     assert not (result.run_dir / "backend" / "case-data").exists()
 
 
+def test_missing_model_is_recorded_even_when_the_binary_blocks_first(runs_dir: Path, tmp_path: Path) -> None:
+    """The executable's failure decides; the unadmitted model still leaves its evidence file."""
+    result = run_case(runs_dir, case_env(tmp_path, None, model=None))
+    assert result.run_dir is not None and result.report is not None
+    assert outcome(result) == ("blocked", "provider-unavailable") and result.returncode == 3
+    backend = result.run_dir / "backend"
+    assert "does not exist" in (backend / "provider-unavailable.txt").read_text()
+    assert "CTO_HARNESS_CASE_MODEL_PROVIDER" in (backend / "provider-model-not-admitted.txt").read_text()
+    reasons = result.report["reasons"]
+    assert "does not exist" in reasons[0] and any(r.startswith("model not admitted") for r in reasons[1:])
+    assert CASE_STARTED not in events(result.run_dir)
+    assert run_cli("verify", str(result.run_dir), env=case_env(tmp_path, None)).returncode == 0
+
+
 @pytest.mark.parametrize(("model", "allowlist", "says"), [
     (None, None, "CTO_HARNESS_CASE_MODEL_PROVIDER (or --model-provider) and CTO_HARNESS_CASE_MODEL"),
     (("openai", ""), None, "CTO_HARNESS_CASE_MODEL (or --model) not set"),

@@ -107,14 +107,19 @@ def admit_model(ctx: RunContext, provider: str) -> tuple[ModelInfo, Blocked | No
 
 
 def preflight_gate(ctx: RunContext, provider: str, *, base_url: str | None = None) -> Gate:
-    """Executable and model admission in one gate; the executable's failure wins."""
+    """Executable and model admission in one gate; the executable's failure wins.
+
+    A model that is not admitted is recorded even then (``also_blocked``): its evidence file
+    is written whichever gate decides.
+    """
     resolution = resolve_executable(ctx, provider)
     model, model_blocked = admit_model(ctx, provider)
     if base_url is not None:
         model = ModelInfo(provider=model.provider, model=model.model, admitted=model.admitted,
                           admitted_by=model.admitted_by, base_url=base_url)
+    also = (model_blocked,) if resolution.blocked is not None and model_blocked is not None else ()
     return Gate(provider=resolution.provider_info(provider), model=model, lane=resolution.lane,
-                blocked=resolution.blocked or model_blocked)
+                blocked=resolution.blocked or model_blocked, also_blocked=also)
 
 
 def provider_timeout(ctx: RunContext, provider: str, default_s: float) -> float:

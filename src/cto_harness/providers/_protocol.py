@@ -62,6 +62,8 @@ class Gate:
     model: ModelInfo
     lane: Lane
     blocked: Blocked | None = None
+    also_blocked: tuple[Blocked, ...] = ()
+    """Gates that failed too, after ``blocked`` (which decides): each writes its evidence file."""
 
 
 @dataclass(frozen=True)

@@ -310,6 +310,9 @@ def _preflight(provider: Provider, ctx: RunContext, state: RunState, events: Eve
     if blocked is not None:
         atomic_write_text(ctx.backend_dir / blocked.evidence_file, blocked.reason.rstrip() + "\n")
         state.decide("blocked", blocked.failure_class, blocked.reason.strip().splitlines()[0])
+        for also in gate.also_blocked:
+            atomic_write_text(ctx.backend_dir / also.evidence_file, also.reason.rstrip() + "\n")
+            state.decide("blocked", also.failure_class, also.reason.strip().splitlines()[0])
     return gate
 
 
