@@ -46,8 +46,10 @@ def test_validate_case_json_all_scenarios_hold(tmp_path: Path) -> None:
     assert data["ok"] is True and data["kept"] is False
     assert {"good_fix_passes", "sleeping_provider_times_out", "hang_with_children_times_out",
             "agent_protocol_error_classified", "fatal_exit_is_provider_crashed", "missing_binary_blocks",
-            "model_missing_blocks", "tampered_digest_blocks"} <= set(data["checks"])
+            "model_missing_blocks", "tampered_digest_blocks", "model_provider_gate_blocks"} <= set(data["checks"])
     assert all(check["ok"] for check in data["checks"].values())
+    gate = data["checks"]["model_provider_gate_blocks"]["observed"]
+    assert set(gate) == {"model_missing", "model_off_allowlist"}
     assert not Path(data["workdir"]).exists()
 
 

@@ -22,6 +22,7 @@ from cto_harness.selfcheck._lab import (
     LabCheck,
     SuiteResult,
     admit_synthetic,
+    combine,
     observe,
     run_checks,
 )
@@ -92,6 +93,12 @@ def _model(key: str, model: tuple[str, str] | None) -> LabCheck:
     return check
 
 
+def _model_gate(lab: Lab) -> CheckResult:
+    """The seed's ``model_provider_gate_blocks``: both model scenarios (their runs are shared)."""
+    return combine({"model_missing": _model("case-model-missing", None)(lab),
+                    "model_off_allowlist": _model("case-model-unlisted", UNLISTED_MODEL)(lab)})
+
+
 SCENARIOS: dict[str, LabCheck] = {
     "good_fix_passes": _behaviour("fix", _started("pass", None)),
     "sleeping_provider_times_out": _behaviour(
@@ -112,6 +119,7 @@ SCENARIOS: dict[str, LabCheck] = {
     "tampered_digest_blocks": tampered_digest,
     "model_missing_blocks": _model("case-model-missing", None),
     "model_off_allowlist_blocks": _model("case-model-unlisted", UNLISTED_MODEL),
+    "model_provider_gate_blocks": _model_gate,
 }
 """Scenario name -> check, in run order."""
 assert ADMITTED_MODEL != UNLISTED_MODEL
