@@ -50,7 +50,7 @@ def real_case() -> RealCase:
         pytest.fail(f"{CASE_HOME_ENV}={value} holds no active admission of `case`; build and admit real ca "
                     "there first (docs/case.md)")
     admission = admissions[0]
-    if "(synthetic)" in admission.identify.output or not admission.built_here:
+    if admission.synthetic or not admission.built_here:
         pytest.fail(f"{CASE_HOME_ENV}={value}: the active `case` admission {admission.sha256[:16]} is not a ca "
                     "built here from Case's source (synthetic or supplied)")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}

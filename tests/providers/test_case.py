@@ -13,6 +13,7 @@ from tests.conftest import CliRun, cli_env, run_cli
 
 from cto_harness.providers.case import ENV_DUMP, write_synthetic_ca
 from cto_harness.selfcheck._lab import admit_synthetic
+from cto_harness.supply_chain import list_admissions
 
 CASE_STARTED = "case_process_started"
 MODEL = ("openai", "synthetic-model")
@@ -130,6 +131,15 @@ def test_admitted_case_run_passes_isolated_and_redacted(runs_dir: Path, tmp_path
     assert agent["containment"]["contained"] is True and agent["containment"]["publishCredentials"] == []
     assert report["usage"]["reported"] is None  # Case prints no usage of its own
     assert run_cli("verify", str(run_dir), env=env).returncode == 0
+
+
+def test_the_synthetic_ca_is_refused_as_real_case(tmp_path: Path) -> None:
+    ca = write_synthetic_ca(tmp_path / "bin", "fix")
+    result = run_cli("provider", "admit", "case", "--binary", str(ca), env=cli_env(tmp_path), timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("Error:") and "synthetic test double" in errors[0], errors
+    assert list_admissions(tmp_path / "home") == []
 
 
 def test_missing_binary_blocks_before_case_starts(runs_dir: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from cto_harness.supply_chain import (
     build,
     discover,
     list_admissions,
+    load_admission,
     revoke,
     sha256_file,
     verify,
@@ -149,3 +151,53 @@ def test_verify_detects_tampering(harness: Harness, tmp_path: Path) -> None:
     assert [e.sha256 for e in bad] == [first.sha256]
     assert "digest mismatch" in (bad[0].error or "")
     assert (harness.home / "admitted" / "verify" / "toy.json").is_file()
+
+
+def _toy_double(path: Path) -> Path:
+    """A toy that identifies itself and, like the lab's synthetic ``ca``, says it is synthetic."""
+    return write_exe(path, f"#!{sys.executable}\nprint('Usage: toy [--help]')\nprint('toy provider (synthetic)')\n")
+
+
+def _on_disk(record_path: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads((Path(record_path).parent / "admission.json").read_text())
+    return data
+
+
+def test_admission_records_whether_the_provider_is_synthetic(harness: Harness, tmp_path: Path) -> None:
+    real, _ = admit(harness.entry(), home=harness.home, environ=harness.environ, binary=toy_exe(tmp_path / "toy"))
+    assert real.synthetic is False and _on_disk(real.path)["synthetic"] is False
+    double = _toy_double(tmp_path / "double" / "toy")
+    record, created = admit(harness.entry(), home=harness.home, environ=harness.environ, binary=double,
+                            synthetic=True)
+    assert created and record.synthetic is True and _on_disk(record.path)["synthetic"] is True
+    with pytest.raises(AdmitError, match="already admitted as a synthetic test double"):
+        admit(harness.entry(), home=harness.home, environ=harness.environ, binary=double)
+
+
+def test_admit_refuses_a_synthetic_double_as_a_real_provider(harness: Harness, tmp_path: Path) -> None:
+    double = _toy_double(tmp_path / "double" / "toy")
+    with pytest.raises(AdmitError, match=r"identifies itself as a synthetic test double") as refused:
+        admit(harness.entry(), home=harness.home, environ=harness.environ, binary=double)
+    assert "\n" not in str(refused.value)
+    assert list_admissions(harness.home) == []
+    assert [p.name for p in (harness.home / "admitted" / "sha256").iterdir()] == []
+
+
+def test_an_admission_json_without_the_synthetic_field_still_loads(harness: Harness, tmp_path: Path) -> None:
+    record, _ = admit(harness.entry(), home=harness.home, environ=harness.environ, binary=toy_exe(tmp_path / "toy"))
+    folder = Path(record.path).parent
+    path = folder / "admission.json"
+    old = _on_disk(record.path)
+    del old["synthetic"]
+    folder.chmod(0o755)
+    path.chmod(0o644)
+    path.write_text(json.dumps(old))
+    loaded = load_admission(harness.home, record.sha256)
+    assert loaded is not None and loaded.synthetic is False
+    # A synthetic double admitted before the field existed says so in its identification output.
+    identify = old["identify"]
+    assert isinstance(identify, dict)
+    identify["output"] = "toy provider (synthetic)\n"
+    path.write_text(json.dumps(old))
+    loaded = load_admission(harness.home, record.sha256)
+    assert loaded is not None and loaded.synthetic is True

@@ -233,9 +233,14 @@ def _interruption(report: Report) -> str | None:
 
 
 def admit_synthetic(path: Path, *, home: Path) -> str:
-    """Admit a synthetic ``ca`` as provider ``case`` into ``home``'s store; return its digest."""
+    """Admit a synthetic ``ca`` as provider ``case`` into ``home``'s store; return its digest.
+
+    The record says ``synthetic: true``, and so does every report of a run of it: a lab
+    run is never evidence of real Case.
+    """
     entry = catalog_entry("case", load_catalog(HarnessConfig()))
-    record, _ = admit(entry, home=home, environ={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, binary=path)
+    record, _ = admit(entry, home=home, environ={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, binary=path,
+                      synthetic=True)
     return record.sha256
 
 

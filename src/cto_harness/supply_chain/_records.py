@@ -6,9 +6,12 @@ holds; each is written atomically. Source URLs in every record are already redac
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SYNTHETIC_MARKER = "(synthetic)"
+"""What a synthetic test double (the lab's ``ca``) prints when it identifies itself."""
 
 
 class _Record(BaseModel):
@@ -197,9 +200,22 @@ class AdmissionRecord(_Record):
     """Both builds' digests when ``reproducible`` is set."""
     provenance: str
     admitted_at: str
+    synthetic: bool = False
+    """True: a test double admitted by the self-check lab (``health``, ``validate case``);
+    its runs are never evidence of the real provider."""
     revoked: bool = False
     revoked_at: str | None = None
     revoked_reason: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        """Records older than ``synthetic``: a double that identified itself as synthetic is one."""
+        if isinstance(data, dict) and "synthetic" not in data:
+            identify = data.get("identify")
+            output = identify.get("output") if isinstance(identify, dict) else None
+            data = {**data, "synthetic": isinstance(output, str) and SYNTHETIC_MARKER in output}
+        return data
 
 
 class VerifyEntry(_Record):

@@ -28,6 +28,7 @@ from cto_harness.supply_chain._errors import AdmitError, StoreError
 from cto_harness.supply_chain._git import redact_url
 from cto_harness.supply_chain._identify import identify
 from cto_harness.supply_chain._records import (
+    SYNTHETIC_MARKER,
     AdmissionRecord,
     BuildRecord,
     VerifyEntry,
@@ -162,15 +163,19 @@ def admit(
     environ: Mapping[str, str],
     binary: Path | None = None,
     expect_sha256: str | None = None,
+    synthetic: bool = False,
 ) -> tuple[AdmissionRecord, bool]:
     """Admit a binary as provider ``entry.name``; return (record, newly_admitted).
 
     Without ``binary`` the latest successful build's artifact is admitted. The stored
-    copy is hashed and must self-identify before the record is written.
+    copy is hashed and must self-identify before the record is written. ``synthetic``
+    marks a test double (the self-check lab's ``ca``) in the record; without it, a binary
+    that identifies itself as synthetic is refused.
 
     Raises:
         AdmitError: refused (missing, directory, digest mismatch, identification failed,
-            digest previously revoked or admitted under another name).
+            a synthetic double admitted as a real provider, digest previously revoked or
+            admitted under another name or synthetic-ness).
     """
     build: BuildRecord | None = None
     if binary is None:
@@ -204,6 +209,9 @@ def admit(
                 f"digest {digest} was revoked at {existing.revoked_at}; revoked bytes are "
                 "not re-admitted"
             )
+        if existing.synthetic != synthetic:
+            kind = "a synthetic test double" if existing.synthetic else "a real (non-synthetic) provider"
+            raise AdmitError(f"digest {digest} is already admitted as {kind} of {existing.name!r}")
         stored = Path(existing.path)
         if not stored.is_file() or sha256_file(stored) != digest:
             raise AdmitError(f"stored copy {stored} no longer matches {digest}; run verify")
@@ -222,6 +230,12 @@ def admit(
             raise AdmitError(f"{binary} changed while being admitted; try again")
         path_value = search_path(home, environ, entry.bun_version)
         ident = identify(staged, entry.identify, path_value=path_value, environ=environ)
+        if not synthetic and SYNTHETIC_MARKER in ident.output:
+            raise AdmitError(
+                f"{binary} identifies itself as a synthetic test double ({SYNTHETIC_MARKER!r} in "
+                f"`{' '.join([file_name, *entry.identify.args])}`), not {entry.name}; refusing to "
+                f"admit it as the real {entry.name}"
+            )
         if not ident.ok:
             missing = [p for p, hit in zip(ident.patterns, ident.matched, strict=True) if not hit]
             why = ("timed out" if ident.timed_out else
@@ -254,7 +268,7 @@ def admit(
             reproducible=repro.reproducible if repro else None,
             reproducibility_digests=list(repro.digests) if repro else [],
             provenance=str(final / "provenance.intoto.json"),
-            admitted_at=iso(admitted),
+            admitted_at=iso(admitted), synthetic=synthetic,
         )
         statement = provenance_statement(subject_name=file_name, digest=digest,
                                          source_url=source_url, pin=pin, build=build,
