@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cto_harness.evidence import report_schema
+
 SNAPSHOT = Path(__file__).with_name("report.schema.json")
 REGENERATE = "cto-harness schema report > tests/evidence/report.schema.json"
 
@@ -25,3 +27,8 @@ def test_snapshot_is_byte_exact_command_output() -> None:
     out = subprocess.run([sys.executable, "-m", "cto_harness", "schema", "report"], capture_output=True,
                          check=True, timeout=120)
     assert SNAPSHOT.read_bytes() == out.stdout, f"regenerate with:\n    {REGENERATE}"
+
+
+def test_schema_names_the_synthetic_flag_of_the_admission() -> None:
+    admission = report_schema()["$defs"]["ProviderInfo"]["properties"]["admission"]["anyOf"][0]
+    assert admission["properties"]["synthetic"]["type"] == "boolean"

@@ -21,6 +21,7 @@ SECRET = "sk-synthetic-credential-0123456789abcdef"
 ALLOWED_ENV = {"PATH", "LANG", "TZ", "HOME", "CASE_DATA_DIR", "PI_CODING_AGENT_DIR", "CTO_HARNESS_RUN_TAG",
                "TMPDIR"}
 """TMPDIR is set by the harness when the provider runs in the bubblewrap sandbox (backend/tmp)."""
+SYNTHETIC_REASON = "synthetic provider admitted by the self-check lab: not evidence of real case"
 
 
 @pytest.fixture
@@ -79,6 +80,9 @@ def test_admitted_case_run_passes_isolated_and_redacted(runs_dir: Path, tmp_path
     assert report is not None and run_dir is not None
     assert outcome(result) == ("pass", None) and result.returncode == 0, report["reasons"]
     assert report["lane"] == "real" and report["provider"]["admission"] is not None
+    # The synthetic ca is the lab's test double: its report says so, not only its help text.
+    assert report["provider"]["admission"]["synthetic"] is True
+    assert SYNTHETIC_REASON in report["reasons"]
     assert report["model"] == {"provider": "openai", "model": "synthetic-model", "admitted": True,
                                "admitted_by": "env", "base_url": base_url}
     backend, workspace = run_dir / "backend", run_dir / "workspace"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cto_harness.core._vocab import FailureClass
 
@@ -14,14 +14,28 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+AdmissionDict = Annotated[dict[str, Any], Field(json_schema_extra={"properties": {"synthetic": {
+    "type": "boolean",
+    "description": "True: a test double admitted by the self-check lab (health, validate case); the run is "
+                   "never evidence of the real provider. Absent from records older than the field.",
+}}})]
+"""An admission record as a dict (the supply chain owns its model); the schema names ``synthetic``."""
+
+
 class ProviderInfo(_Frozen):
     name: str
     executable: str | None = None
     sha256: str | None = None
     """Digest observed immediately before exec (or at preflight when nothing ran)."""
-    admission: dict[str, Any] | None = None
+    admission: AdmissionDict | None = None
     """The admission record (source, pin, expected digest), null for fake/unadmitted."""
     version: str | None = None
+
+    def synthetic_note(self) -> str | None:
+        """The reason a run of a synthetic admission carries in its report; None for any other run."""
+        if self.admission is None or self.admission.get("synthetic") is not True:
+            return None
+        return f"synthetic provider admitted by the self-check lab: not evidence of real {self.name}"
 
 
 class ModelInfo(_Frozen):

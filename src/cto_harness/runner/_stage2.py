@@ -307,6 +307,9 @@ def _preflight(provider: Provider, ctx: RunContext, state: RunState, events: Eve
         admitted=gate.model.admitted,
         admitted_by=gate.model.admitted_by,
     )
+    synthetic = gate.provider.synthetic_note()
+    if synthetic is not None:
+        state.reasons.append(synthetic)
     if blocked is not None:
         atomic_write_text(ctx.backend_dir / blocked.evidence_file, blocked.reason.rstrip() + "\n")
         state.decide("blocked", blocked.failure_class, blocked.reason.strip().splitlines()[0])
