@@ -1,7 +1,7 @@
 """A scratch lab for ``health`` and ``validate``: real runs in a throw-away harness home.
 
 Everything lives under one work dir: a harness home whose admitted store holds the
-synthetic ``ca`` executables (admitted through the normal admission route), a config
+synthetic ``ca`` executables (admitted through the normal admission route, as synthetic), a config
 with a Case model allowlist, and a runs dir. Runs go through ``run_stage2``, the
 production path, and each check compares the written report with an exact expectation.
 """

@@ -2,8 +2,9 @@
 
 Each executable is the template ``_synthetic_ca_main.py`` with one ``BEHAVIOUR`` and a
 shebang naming this interpreter, written as ``<dir>/<behaviour>/ca``. Their ``--help``
-self-identifies like real ``ca``, so they can be admitted through the normal admission
-route and run in the real lane.
+self-identifies like real ``ca`` but marked ``(synthetic)``, so they can be admitted through
+the normal admission route only as synthetic (``admit(..., synthetic=True)``) and run in the
+real lane, where every report says the provider is synthetic.
 """
 
 from __future__ import annotations
