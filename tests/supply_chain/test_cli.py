@@ -86,6 +86,15 @@ def test_show_case_from_builtin_catalog(cli) -> None:  # type: ignore[no-untyped
     assert "CTO_HARNESS_CASE_BIN" in res.output
 
 
+def test_show_says_an_admission_is_synthetic(cli, harness: Harness, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cto_harness.providers.case import write_synthetic_ca
+    from cto_harness.selfcheck._lab import admit_synthetic
+
+    digest = admit_synthetic(write_synthetic_ca(tmp_path / "bin", "fix"), home=harness.home)
+    line = next(line for line in cli("show", "case").output.splitlines() if digest in line)
+    assert "synthetic: a self-check test double, never evidence" in line
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -237,7 +237,8 @@ def show_cmd(name: str, as_json: bool) -> None:
         for a in view.admissions:
             state = f"revoked {a.revoked_at}" if a.revoked else "active" if (
                 a.sha256 == view.active_sha256) else "admitted"
-            lines.append(f"  admission {a.sha256} {state} ({a.admitted_at})")
+            synthetic = ", synthetic: a self-check test double, never evidence" if a.synthetic else ""
+            lines.append(f"  admission {a.sha256} {state} ({a.admitted_at}{synthetic})")
         if not view.admissions:
             lines.append("  admissions none")
         return "\n".join(lines)
