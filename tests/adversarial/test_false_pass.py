@@ -43,6 +43,16 @@ REWRITE_PLUGIN = textwrap.dedent(
     """
 )
 GIT = "git -c user.name=a -c user.email=a@b -c init.defaultBranch=main"
+FORCE_PASSED = textwrap.dedent(
+    """\
+    import _pytest.reports
+    _init = _pytest.reports.TestReport.__init__
+    def _passed(self, *args, **kwargs):
+        _init(self, *args, **kwargs)
+        self.outcome, self.longrepr = "passed", None
+    _pytest.reports.TestReport.__init__ = _passed
+    """
+)
 
 ATTACKS = {
     "exit_zero_at_import": 'prepend("strings.py", "import os\\nos._exit(0)\\n")',
@@ -64,6 +74,28 @@ ATTACKS = {
         'write("found.txt", repr(trees))\n'
         'for tree in trees:\n'
         f'    pathlib.Path(tree, "conftest.py").write_text({REWRITE_PLUGIN!r})'
+    ),
+    # pytest 9 prefers pytest.toml (and .pytest.toml) to the fixture's pytest.ini in the same directory.
+    "pytest_toml_rewrite_plugin": (
+        f'write("evil_reports.py", {REWRITE_PLUGIN!r})\n'
+        'write("pytest.toml", "[pytest]\\naddopts = [\\"-p\\", \\"evil_reports\\"]\\n")'
+    ),
+    "dot_pytest_toml_rewrite_plugin": (
+        f'write("evil_reports.py", {REWRITE_PLUGIN!r})\n'
+        'write(".pytest.toml", "[pytest]\\naddopts = [\\"-p\\", \\"evil_reports\\"]\\n")'
+    ),
+    # The code under test runs in pytest's process: at import it can rewrite pytest itself.
+    "code_under_test_forces_reports_passed": f'prepend("strings.py", {FORCE_PASSED!r})',
+    "code_under_test_skips_every_test_body": (
+        'prepend("strings.py", "import _pytest.python\\n_pytest.python.Function.runtest = lambda self: None\\n")'
+    ),
+    "code_under_test_swaps_the_runners_report_class": (
+        'prepend("strings.py", "import _pytest.runner, _pytest.reports\\n'
+        'class R(_pytest.reports.TestReport):\\n'
+        '    def __init__(self, *a, **k):\\n'
+        '        super().__init__(*a, **k)\\n'
+        '        self.outcome = \\"passed\\"\\n'
+        '_pytest.runner.TestReport = R\\n")'
     ),
     "fix_hidden_in_nested_repo": (
         f'write("vendored/fixed.py", {FIX!r})\n'
@@ -100,6 +132,19 @@ def test_cheap_trick_does_not_pass(attack: str, tmp_path: Path, runs_dir: Path) 
     tests = report["tests"]
     assert tests["passed"] is False
     assert tests["expected"] == (None if attack == "fix_hidden_in_nested_repo" else 12)
+    if attack.startswith("code_under_test_"):
+        assert any("replaced pytest's test-running or reporting code" in r for r in report["reasons"]), \
+            report["reasons"]
+
+
+def test_a_compiled_module_beside_the_source_is_refused(tmp_path: Path, runs_dir: Path) -> None:
+    """A binary file (here a would-be extension module that Python imports before strings.py) is refused."""
+    elf = 'b"\\x7fELF\\x02\\x01\\x01" + bytes(64)'
+    report = _run(tmp_path, runs_dir, 'prepend("strings.py", "# fixed, see the build\\n")\n'
+                  f'(ws / "strings.cpython-311-x86_64-linux-gnu.so").write_bytes({elf})')
+    assert (report["verdict"], report["failure_class"]) == ("fail", "tests-failed"), report["reasons"]
+    assert any("binary file" in r and "strings.cpython-311" in r for r in report["reasons"]), report["reasons"]
+    assert report["tests"]["ran"] is False  # type: ignore[index]
 
 
 def test_test_config_and_test_changes_are_listed_as_dropped(tmp_path: Path, runs_dir: Path) -> None:

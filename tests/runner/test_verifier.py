@@ -202,3 +202,13 @@ def test_large_untouched_subtrees_are_shared_read_only(sandbox: Sandbox, tmp_pat
     check = verify_change(fixture, patch, tmp_path / "grading", sandbox, tmp_path / "home", tag=_tag(tmp_path))
     assert check.passed, check.problems
     assert (data / "f000.txt").read_text() == "datum 0\n" and (data / "f002.txt").exists()
+
+
+def test_every_config_file_name_pytest_knows_is_dropped_and_ordered_as_pytest_orders_it() -> None:
+    """A pytest that learns a new config file name must not let an agent's copy of it be applied."""
+    from _pytest.config.findpaths import CONFIG_LOADERS_BY_NAME
+
+    from cto_harness.runner._verifier import CONFIG_MARKERS, DROPPED_NAMES
+
+    assert list(CONFIG_MARKERS) == list(CONFIG_LOADERS_BY_NAME)
+    assert set(CONFIG_LOADERS_BY_NAME) <= DROPPED_NAMES

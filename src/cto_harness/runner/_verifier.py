@@ -53,19 +53,16 @@ from cto_harness.proc import (
 from cto_harness.runner._held_grader import PLUGIN_SCRIPT, HeldGrader, grading_binds, grading_env, hold_grader
 from cto_harness.runner._workspace import git_env
 
-DROPPED_NAMES = frozenset({
-    "conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml",
-    "sitecustomize.py", "usercustomize.py",
-})
+CONFIG_MARKERS = {"pytest.toml": b"", ".pytest.toml": b"", "pytest.ini": b"", ".pytest.ini": b"",
+                  "pyproject.toml": b"[tool.pytest", "tox.ini": b"[pytest]", "setup.cfg": b"[tool:pytest]"}
+"""The files pytest adopts as its config, in its own order of preference (each when it holds the marker)."""
+DROPPED_NAMES = frozenset({"conftest.py", *CONFIG_MARKERS, "sitecustomize.py", "usercustomize.py"})
 """Files Python or pytest load without the code under test importing them: never applied."""
-CONFIG_MARKERS = {"pytest.ini": b"", ".pytest.ini": b"", "pyproject.toml": b"[tool.pytest",
-                  "tox.ini": b"[pytest]", "setup.cfg": b"[tool:pytest]"}
-"""A root file pytest adopts as its config (when it holds the marker)."""
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 MAX_CHANNEL_BYTES = 16 * 1024 * 1024
 MAX_LISTED_MISSING = 100
 GIT_TIMEOUT_S = 120.0
-EXPECTED_CACHE_FORMAT = 1
+EXPECTED_CACHE_FORMAT = 2
 COPY_INSTEAD_MAX_FILES = 16
 COPY_INSTEAD_MAX_BYTES = 256 * 1024 * 1024
 """A held grader without binds grades a fixture whose shareable subtrees are at most this big."""
@@ -334,22 +331,38 @@ def _pytest_argv(fixture: Fixture, tree: Path, *, empty_ini: Path | None = None)
     argv = [sys.executable, "-I", "-B", str(PLUGIN_SCRIPT), str(tree), "-p", "no:cacheprovider"]
     for plugin in fixture.test_plugins:
         argv += ["-p", plugin]
-    if empty_ini is not None and not _has_root_config(fixture):
-        # No config in the fixture: keep pytest from adopting one from a directory above the copy.
-        empty_ini.write_text("[pytest]\n", encoding="utf-8")
-        argv += ["-c", str(empty_ini), "--rootdir", str(tree)]
+    if empty_ini is not None and not _names_config(fixture.test_command[3:]) and not _nested_config(fixture):
+        # pytest is told its config file: it never looks for one in the graded copy (where the
+        # agent may have added a name pytest prefers) or in a directory above it. (A fixture with
+        # a config file below its root keeps pytest's own search, over pristine config files only:
+        # every change to a file of such a name is dropped.)
+        config = _root_config(fixture)
+        if config is None:
+            empty_ini.write_text("[pytest]\n", encoding="utf-8")
+        argv += ["-c", str(tree / config if config is not None else empty_ini), "--rootdir", str(tree)]
     return argv + list(fixture.test_command[3:])
 
 
-def _has_root_config(fixture: Fixture) -> bool:
+def _names_config(args: Sequence[str]) -> bool:
+    """The fixture's own test command already chooses the config file or the rootdir."""
+    return any(arg in ("-c", "--config-file", "--rootdir") or arg.startswith(("--config-file=", "--rootdir="))
+               or (arg.startswith("-c") and len(arg) > 2) for arg in args)
+
+
+def _nested_config(fixture: Fixture) -> bool:
+    return any("/" in rel and PurePosixPath(rel).name in CONFIG_MARKERS for rel in fixture.files)
+
+
+def _root_config(fixture: Fixture) -> str | None:
+    """The fixture's root file pytest would adopt as its config, by pytest's order (None: none)."""
     for name, marker in CONFIG_MARKERS.items():
         if name in fixture.files:
             try:
                 if marker in read_pristine(fixture, name):
-                    return True
+                    return name
             except FixtureError:
                 continue
-    return False
+    return None
 
 
 def _patch_paths(patch: bytes, scratch: Path) -> list[str]:
@@ -365,6 +378,11 @@ def _patch_paths(patch: bytes, scratch: Path) -> list[str]:
             "commit id, not its code, so it cannot be graded")
     if not patch.strip():
         return []
+    binary = _binary_change(patch)
+    if binary is not None:
+        raise VerifierRefusal(
+            f"the change adds or modifies a binary file ({binary}): its content is not readable evidence, "
+            "and a compiled module beside a source file replaces it at import, so it cannot be graded")
     patch_file = scratch / "agent.patch"
     patch_file.write_bytes(patch)
     try:
@@ -372,6 +390,16 @@ def _patch_paths(patch: bytes, scratch: Path) -> list[str]:
     finally:
         patch_file.unlink(missing_ok=True)
     return sorted({_numstat_path(entry) for entry in names if entry.strip()})
+
+
+def _binary_change(patch: bytes) -> str | None:
+    """The ``diff --git`` header of the first binary file the patch adds or modifies (a deletion is fine)."""
+    for block in re.split(rb"(?m)^(?=diff --git )", patch):
+        header = block.split(b"\n@@", 1)[0]
+        if (b"\nGIT binary patch\n" in block or b"\nBinary files " in header) \
+                and b"\ndeleted file mode " not in header:
+            return os.fsdecode(block.split(b"\n", 1)[0])[:200]
+    return None
 
 
 def _apply(patch: bytes, fixture: Fixture, tree: Path, scratch: Path, paths: list[str]) -> list[str]:
@@ -485,6 +513,15 @@ def _judge(check: Verification, raw: bytes) -> None:
                               "the process exited early, e.g. at import")
     elif finish.get("exitstatus") != 0:
         check.problems.append(f"pytest reported exit status {finish.get('exitstatus')} through the result channel")
+    tampered: set[str] = set()
+    for record in records:
+        if record.get("kind") == "tampered":
+            what = record.get("what")
+            tampered.update(map(str, what) if isinstance(what, list) else [str(what)])
+    if tampered:
+        shown = ", ".join(sorted(tampered)[:3]) + (" ..." if len(tampered) > 3 else "")
+        check.problems.append(f"the code under test replaced pytest's test-running or reporting code ({shown}): "
+                              "its outcomes cannot be trusted")
     if collect_errors:
         check.problems.append(f"{len(collect_errors)} collection error(s): {', '.join(collect_errors[:3])}")
     if counts["failed"] or counts["errors"] > len(collect_errors):

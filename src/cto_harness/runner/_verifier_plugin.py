@@ -28,15 +28,29 @@ CHANNEL_ENV = "CTO_HARNESS_VERIFIER_CHANNEL"
 
 
 class ResultChannel:
-    """A pytest plugin object that reports outcomes to the harness's channel."""
+    """A pytest plugin object that reports outcomes to the harness's channel.
 
-    def __init__(self, fd: int) -> None:
+    Before each test record and at the session's end it checks that pytest's test-running
+    and reporting path (``Guard``) is what it was before the code under test was imported;
+    a replaced piece is reported as a ``tampered`` record, which fails the grading.
+    """
+
+    def __init__(self, fd: int, guard: Guard | None = None) -> None:
         self._fd = fd
+        self._guard = guard
+        self._tampered: frozenset[str] = frozenset()
 
-    def emit(self, record: dict[str, Any]) -> None:
-        data = (json.dumps(record, ensure_ascii=True) + "\n").encode("ascii")
+    def emit(self, record: dict[str, Any], _dumps: Any = json.dumps, _write: Any = os.write) -> None:
+        # json.dumps and os.write as they were when this file was imported (before any code under test).
+        data = (_dumps(record, ensure_ascii=True) + "\n").encode("ascii")
         while data:
-            data = data[os.write(self._fd, data):]
+            data = data[_write(self._fd, data):]
+
+    def _check(self) -> None:
+        changed = frozenset(self._guard.changed()) if self._guard is not None else frozenset()
+        if changed - self._tampered:
+            self._tampered |= changed
+            self.emit({"kind": "tampered", "what": sorted(self._tampered)})
 
     def pytest_sessionstart(self) -> None:
         self.emit({"kind": "start", "pid": os.getpid()})
@@ -46,10 +60,73 @@ class ResultChannel:
             self.emit({"kind": "collect_error", "nodeid": report.nodeid})
 
     def pytest_runtest_logreport(self, report: Any) -> None:
+        self._check()
         self.emit({"kind": "test", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome})
 
     def pytest_sessionfinish(self, session: Any, exitstatus: int) -> None:
+        self._check()
         self.emit({"kind": "finish", "exitstatus": int(exitstatus), "collected": session.testscollected})
+
+
+class Guard:
+    """pytest's test-running and reporting path, as it was before the code under test ran.
+
+    The code under test runs in this process; replacing ``TestReport.__init__``,
+    ``Function.runtest`` or ``CallInfo.from_call`` turns every failure into a pass in a few
+    lines. Those classes' attributes and the runner's functions are recorded here (after
+    pytest's own imports, before collection imports any test) and compared by identity.
+    A determined attacker in this process can still forge the channel (docs/security.md);
+    this makes the generic tricks fail closed.
+    """
+
+    CLASSES = (("_pytest.reports", "BaseReport"), ("_pytest.reports", "TestReport"),
+               ("_pytest.reports", "CollectReport"), ("_pytest.runner", "CallInfo"),
+               ("_pytest.python", "Function"), ("_pytest.nodes", "Item"),
+               ("pluggy._hooks", "HookCaller"), ("pluggy._hooks", "HookImpl"))
+    """Not ``_pytest.nodes.Node``: pytest's own legacypath plugin adds ``Node.fspath`` at start-up."""
+    NAMES = (("_pytest.runner", "TestReport"), ("_pytest.runner", "CallInfo"), ("_pytest.runner", "call_and_report"),
+             ("_pytest.runner", "runtestprotocol"), ("_pytest.runner", "call_runtest_hook"),
+             ("_pytest.runner", "check_interactive_exception"), ("_pytest.runner", "pytest_runtest_makereport"),
+             ("_pytest.reports", "TestReport"), ("_pytest.python", "Function"),
+             ("_pytest.python", "pytest_pyfunc_call"))
+
+    def __init__(self, channel_class: type) -> None:
+        import importlib
+
+        self._classes: dict[str, tuple[type, dict[str, Any]]] = {}
+        self._names: dict[str, tuple[Any, str, Any]] = {}
+        for module_name, name in self.CLASSES:
+            try:
+                cls = getattr(importlib.import_module(module_name), name)
+            except (ImportError, AttributeError):
+                continue
+            self._classes[f"{module_name}.{name}"] = (cls, dict(vars(cls)))
+        self._classes["ResultChannel"] = (channel_class, dict(vars(channel_class)))
+        for module_name, name in self.NAMES:
+            module = sys.modules.get(module_name)
+            if module is not None and hasattr(module, name):
+                self._names[f"{module_name}.{name}"] = (module, name, getattr(module, name))
+
+    def changed(self) -> list[str]:
+        """Every recorded piece that is no longer the same object or is gone, and every added
+        method or descriptor (pytest itself adds plain flags to its classes as it runs)."""
+        found = []
+        for label, (cls, before) in self._classes.items():
+            now = vars(cls)
+            for key in before.keys() | now.keys():
+                value = now.get(key, _MISSING)
+                if key in before:
+                    if before[key] is not value:
+                        found.append(f"{label}.{key}")
+                elif callable(value) or hasattr(type(value), "__get__"):
+                    found.append(f"{label}.{key}")
+        for label, (module, name, before) in self._names.items():
+            if getattr(module, name, _MISSING) is not before:
+                found.append(label)
+        return found
+
+
+_MISSING = object()
 
 
 HELD_FLAG = "--held"
@@ -62,7 +139,7 @@ def main(argv: list[str]) -> int:
     _preload()
     import pytest
 
-    return int(pytest.main(args, plugins=[ResultChannel(fd)]))
+    return int(pytest.main(args, plugins=[ResultChannel(fd, Guard(ResultChannel))]))
 
 
 def _preload() -> None:
