@@ -20,6 +20,7 @@ This file imports only the standard library and pytest: it must not pull the har
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sys
 from typing import Any
@@ -60,7 +61,8 @@ class ResultChannel:
             self.emit({"kind": "collect_error", "nodeid": report.nodeid})
 
     def pytest_runtest_logreport(self, report: Any) -> None:
-        self._check()
+        if report.when == "call":  # the record a pass is read from (checking each phase costs ~20 us more)
+            self._check()
         self.emit({"kind": "test", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome})
 
     def pytest_sessionfinish(self, session: Any, exitstatus: int) -> None:
@@ -94,32 +96,45 @@ class Guard:
         import importlib
 
         self._classes: dict[str, tuple[type, dict[str, Any]]] = {}
+        self._sizes: dict[str, int] = {}
+        """Each class's number of attributes, plain data included (an added method changes it)."""
         self._names: dict[str, tuple[Any, str, Any]] = {}
         for module_name, name in self.CLASSES:
             try:
                 cls = getattr(importlib.import_module(module_name), name)
             except (ImportError, AttributeError):
                 continue
-            self._classes[f"{module_name}.{name}"] = (cls, dict(vars(cls)))
-        self._classes["ResultChannel"] = (channel_class, dict(vars(channel_class)))
+            self._classes[f"{module_name}.{name}"] = (cls, _code(cls))
+        self._classes["ResultChannel"] = (channel_class, _code(channel_class))
+        self._sizes = {label: len(vars(cls)) for label, (cls, _) in self._classes.items()}
         for module_name, name in self.NAMES:
             module = sys.modules.get(module_name)
             if module is not None and hasattr(module, name):
                 self._names[f"{module_name}.{name}"] = (module, name, getattr(module, name))
 
+    def intact(self) -> bool:
+        """The cheap check: the recorded objects, by identity (never ``==``: a replacement could
+        claim to equal anything)."""
+        for label, (cls, before) in self._classes.items():
+            now = vars(cls)  # a live view of the class's attributes
+            if len(now) != self._sizes[label] or not all(map(operator.is_, before.values(), map(now.get, before))):
+                return False
+        return all(getattr(module, name, _MISSING) is before for module, name, before in self._names.values())
+
     def changed(self) -> list[str]:
         """Every recorded piece that is no longer the same object or is gone, and every added
         method or descriptor (pytest itself adds plain flags to its classes as it runs)."""
+        if self.intact():
+            return []
         found = []
         for label, (cls, before) in self._classes.items():
             now = vars(cls)
-            for key in before.keys() | now.keys():
-                value = now.get(key, _MISSING)
-                if key in before:
-                    if before[key] is not value:
-                        found.append(f"{label}.{key}")
-                elif callable(value) or hasattr(type(value), "__get__"):
-                    found.append(f"{label}.{key}")
+            here = [f"{label}.{key}" for key in before.keys() | now.keys()
+                    if (key in before and before[key] is not now.get(key, _MISSING))
+                    or (key not in before and (callable(now[key]) or hasattr(type(now[key]), "__get__")))]
+            if not here:
+                self._sizes[label] = len(now)  # only plain data was added (pytest's own flags)
+            found += here
         for label, (module, name, before) in self._names.items():
             if getattr(module, name, _MISSING) is not before:
                 found.append(label)
@@ -127,6 +142,11 @@ class Guard:
 
 
 _MISSING = object()
+
+
+def _code(cls: type) -> dict[str, Any]:
+    """A class's own methods and descriptors (what runs), not its plain data."""
+    return {key: value for key, value in vars(cls).items() if callable(value) or hasattr(type(value), "__get__")}
 
 
 HELD_FLAG = "--held"
