@@ -137,14 +137,21 @@ def test_cheap_trick_does_not_pass(attack: str, tmp_path: Path, runs_dir: Path) 
             report["reasons"]
 
 
-def test_a_compiled_module_beside_the_source_is_refused(tmp_path: Path, runs_dir: Path) -> None:
-    """A binary file (here a would-be extension module that Python imports before strings.py) is refused."""
+def test_a_compiled_module_beside_the_source_is_not_applied(tmp_path: Path, runs_dir: Path) -> None:
+    """A binary file (here a would-be extension module that Python imports before strings.py) is dropped."""
     elf = 'b"\\x7fELF\\x02\\x01\\x01" + bytes(64)'
     report = _run(tmp_path, runs_dir, 'prepend("strings.py", "# fixed, see the build\\n")\n'
                   f'(ws / "strings.cpython-311-x86_64-linux-gnu.so").write_bytes({elf})')
     assert (report["verdict"], report["failure_class"]) == ("fail", "tests-failed"), report["reasons"]
-    assert any("binary file" in r and "strings.cpython-311" in r for r in report["reasons"]), report["reasons"]
-    assert report["tests"]["ran"] is False  # type: ignore[index]
+    assert report["tests"]["dropped_changes"] == ["strings.cpython-311-x86_64-linux-gnu.so"]  # type: ignore[index]
+    assert report["tests"]["ran"] is True  # type: ignore[index]
+
+
+def test_an_honest_fix_with_a_stray_binary_file_still_passes(tmp_path: Path, runs_dir: Path) -> None:
+    report = _run(tmp_path, runs_dir, f'write("strings.py", {FIX!r})\n'
+                  '(ws / ".coverage").write_bytes(b"SQLite format 3\\x00" + bytes(100))')
+    assert (report["verdict"], report["failure_class"]) == ("pass", None), report["reasons"]
+    assert report["tests"]["dropped_changes"] == [".coverage"]  # type: ignore[index]
 
 
 def test_test_config_and_test_changes_are_listed_as_dropped(tmp_path: Path, runs_dir: Path) -> None:

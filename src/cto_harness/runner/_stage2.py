@@ -469,8 +469,8 @@ def _collect_changes(ctx: RunContext, invocation: Invocation, baseline: Baseline
 def _record_grade(grade: Grade, state: RunState, events: EventLog) -> None:
     state.tests = tests = tests_block(grade)
     if grade.dropped:
-        state.reasons.append("the verifier did not apply the agent's changes to grading tests and test "
-                             "configuration: " + ", ".join(grade.dropped))
+        state.reasons.append("the verifier did not apply the agent's changes to grading tests, test "
+                             "configuration and binary files: " + ", ".join(grade.dropped))
     state.reasons.extend(f"verifier: {problem}" for problem in grade.problems)
     events.emit("tests_finished", passed=tests.passed, exit_code=tests.exit_code, timed_out=tests.timed_out,
                 counts=grade.counts.model_dump() if grade.counts else None,

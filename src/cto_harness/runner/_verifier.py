@@ -21,6 +21,7 @@ import json
 import os
 import posixpath
 import re
+import shutil
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -194,7 +195,7 @@ def _run_tests(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, 
     tmp.mkdir(parents=True)
     try:
         try:
-            paths = _patch_paths(patch, tmp)
+            paths, binary = _patch_paths(patch, tmp)
             shared = _held_copy(held, fixture, sandbox, paths)
             if shared is not None and held is not None:
                 tree, tmp = held.tree, held.tmp
@@ -205,7 +206,7 @@ def _run_tests(fixture: Fixture, patch: bytes, out_dir: Path, sandbox: Sandbox, 
             else:
                 shared = []
                 copy_repo(fixture, tree)
-            check.dropped = _apply(patch, fixture, tree, tmp, paths)
+            check.dropped = _apply(patch, fixture, tree, tmp, paths, binary)
         except (FixtureError, VerifierRefusal) as exc:
             check.problems.append(str(exc))
             return check
@@ -365,8 +366,9 @@ def _root_config(fixture: Fixture) -> str | None:
     return None
 
 
-def _patch_paths(patch: bytes, scratch: Path) -> list[str]:
-    """Every path the patch touches (read from the patch alone, before any copy exists).
+def _patch_paths(patch: bytes, scratch: Path) -> tuple[list[str], frozenset[str]]:
+    """Every path the patch touches, and those of its binary changes (read from the patch alone,
+    before any copy exists).
 
     Raises:
         VerifierRefusal: a gitlink, or a patch git cannot parse.
@@ -377,33 +379,26 @@ def _patch_paths(patch: bytes, scratch: Path) -> list[str]:
             "the change holds a nested git repository (gitlink, mode 160000): patch.diff records only its "
             "commit id, not its code, so it cannot be graded")
     if not patch.strip():
-        return []
-    binary = _binary_change(patch)
-    if binary is not None:
-        raise VerifierRefusal(
-            f"the change adds or modifies a binary file ({binary}): its content is not readable evidence, "
-            "and a compiled module beside a source file replaces it at import, so it cannot be graded")
+        return [], frozenset()
     patch_file = scratch / "agent.patch"
     patch_file.write_bytes(patch)
     try:
-        names = _git_apply(["--numstat", "-z"], patch_file, scratch).split(b"\0")
+        entries = [entry for entry in _git_apply(["--numstat", "-z"], patch_file, scratch).split(b"\0")
+                   if entry.strip()]
     finally:
         patch_file.unlink(missing_ok=True)
-    return sorted({_numstat_path(entry) for entry in names if entry.strip()})
+    binary = frozenset(_numstat_path(entry) for entry in entries if entry.startswith(b"-\t-\t"))
+    return sorted({_numstat_path(entry) for entry in entries}), binary
 
 
-def _binary_change(patch: bytes) -> str | None:
-    """The ``diff --git`` header of the first binary file the patch adds or modifies (a deletion is fine)."""
-    for block in re.split(rb"(?m)^(?=diff --git )", patch):
-        header = block.split(b"\n@@", 1)[0]
-        if (b"\nGIT binary patch\n" in block or b"\nBinary files " in header) \
-                and b"\ndeleted file mode " not in header:
-            return os.fsdecode(block.split(b"\n", 1)[0])[:200]
-    return None
-
-
-def _apply(patch: bytes, fixture: Fixture, tree: Path, scratch: Path, paths: list[str]) -> list[str]:
+def _apply(patch: bytes, fixture: Fixture, tree: Path, scratch: Path, paths: list[str],
+           binary: frozenset[str] = frozenset()) -> list[str]:
     """Apply the patch minus dropped changes to ``tree``; return the dropped paths.
+
+    A binary file the patch adds or modifies is dropped too (its pristine version, if any, is
+    put back): its content is not readable evidence, and a compiled module beside a source
+    file (``strings.cpython-311-x86_64-linux-gnu.so``) replaces it at import. Deleting one is
+    applied.
 
     Raises:
         VerifierRefusal: a patch git cannot apply, or a symlink leading out of the copy.
@@ -418,8 +413,16 @@ def _apply(patch: bytes, fixture: Fixture, tree: Path, scratch: Path, paths: lis
             _git_apply([f"--exclude={_glob_escape(p)}" for p in dropped], patch_file, tree)
     finally:
         patch_file.unlink(missing_ok=True)
+    for rel in sorted(binary.difference(dropped)):
+        target = tree / rel
+        if not os.path.lexists(target):
+            continue  # deleted
+        target.unlink()
+        if rel in fixture.files:
+            shutil.copy2(fixture.repo_dir / rel, target, follow_symlinks=False)
+        dropped.append(rel)
     _refuse_escaping_symlinks(tree)
-    return dropped
+    return sorted(dropped)
 
 
 def _git_apply(args: Sequence[str], patch_file: Path, tree: Path) -> bytes:
