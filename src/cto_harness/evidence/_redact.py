@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cto_harness.evidence._artifacts import evidence_walk
 from cto_harness.evidence._atomic import atomic_write_bytes
-from cto_harness.evidence._walk import Budget, Entry, Walker
+from cto_harness.evidence._walk import Budget, Entry
 
 REDACTED = "[redacted]"
 MIN_SECRET_LEN = 4
 """Shorter values are not redacted (they would shred ordinary text)."""
-_NEVER_REWRITTEN = frozenset({b"events.jsonl", b"report.json", b"attestation.dsse.json", b".run.lock",
-                              b"baseline.git", b"workspace/.git"})
-"""The chain is redacted as it is written; git stores would be corrupted by an edit (their
-objects hold the agent's change, which ``patch.diff`` shows redacted)."""
+_NEVER_REWRITTEN = frozenset({b".run.lock"})
+"""Besides what is never an artifact (the chain is redacted as it is written) and the git
+stores (an edit would corrupt them; their objects hold the agent's change, which
+``patch.diff`` shows redacted)."""
 
 
 @dataclass
@@ -59,16 +60,20 @@ class Redactor:
     def tree(self, run_dir: Path, budget: Budget | None = None) -> list[str]:
         """Rewrite contents and rename names under ``run_dir`` that hold a secret; return what changed.
 
-        The walk is the bounded, no-follow one: symlinks are never followed (their targets
-        are renamed like names), files over the budget are left alone (and listed as
-        skipped by the artifact scan).
+        The walk is the artifact scan's bounded, no-follow one, in its order (the harness's
+        evidence first, on its own budget): symlinks are never followed (their targets are
+        renamed like names), files over the budget are left alone (and listed as skipped by
+        the artifact scan).
         """
         needles = [n.encode("utf-8", "surrogateescape") for n in self._needles()]
         if not needles:
             return []
         changed: list[str] = []
         renames: list[bytes] = []
-        for entry in Walker(budget).walk(run_dir, skip=_NEVER_REWRITTEN):
+        entries = (e for _, section in evidence_walk(run_dir, budget, git_stores=False) for e in section)
+        for entry in entries:
+            if entry.rel in _NEVER_REWRITTEN:
+                continue
             if any(n in entry.rel for n in needles):
                 renames.append(entry.rel)
             path = Path(os.fsdecode(os.path.join(os.fsencode(run_dir), entry.rel)))

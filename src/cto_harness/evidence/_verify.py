@@ -90,12 +90,15 @@ def verify_run(run_dir: Path, public_key: Ed25519PublicKey | None = None, *,
     )
     if (scan.skipped, scan.skipped_total) != (report.artifacts_skipped, report.artifacts_skipped_total):
         problems.append("artifacts_skipped: what the bounded walk skips differs from the report")
+    if scan.harness_skipped_total:
+        problems.append(f"harness evidence not hashed: {scan.harness_skipped_total} file(s) over its own walk "
+                        f"budget ({', '.join(scan.harness_skipped)}): an edit there would not be detected")
     problems.extend(_verify_git_stores(run_dir, report))
     report_sha256 = hashlib.sha256(raw_report).hexdigest()
     events_path = run_dir / "events.jsonl"
     chain = read_events(events_path) if events_path.is_file() else None  # read once, checked twice
     problems.extend(_verify_events(chain, report, report_sha256))
-    problems.extend(_verify_attestation(run_dir, chain, report, report_sha256, public_key))
+    problems.extend(_verify_attestation(run_dir, chain, report, report_sha256, public_key, actual.get("patch.diff")))
     return VerifyResult(ok=not problems, problems=problems, checked_artifacts=len(report.artifacts))
 
 
@@ -150,8 +153,27 @@ def _verify_events(chain: ChainReading | None, report: Report, report_sha256: st
     return []
 
 
+def _verify_patch(run_dir: Path, report: Report, signed: str | None, found: Artifact | None) -> list[str]:
+    """``patch.diff``, when there is one, is signed with the digest the harness computed: the report, the walk and
+    the file on disk must all agree with it (an unhashed or unsigned patch fails, never compares None with None)."""
+    patch = run_dir / "patch.diff"
+    if signed is None and report.changes.patch_sha256 is None and found is None \
+            and not (patch.exists() or patch.is_symlink()):
+        return []  # the run made no patch
+    if signed is None:
+        return ["patch.diff: not a signed subject of the attestation"]
+    problems = []
+    if report.changes.patch_sha256 != signed:
+        problems.append(f"report.json: changes.patch_sha256 {report.changes.patch_sha256} differs from the signed "
+                        "patch.diff digest")
+    recorded = report.artifacts.get("patch.diff")
+    if recorded is None or recorded.sha256 != signed or found is None or found.sha256 != signed:
+        problems.append("patch.diff: differs from the signed attestation")
+    return problems
+
+
 def _verify_attestation(run_dir: Path, chain: ChainReading | None, report: Report, report_sha256: str,
-                        public_key: Ed25519PublicKey | None) -> list[str]:
+                        public_key: Ed25519PublicKey | None, patch_found: Artifact | None) -> list[str]:
     if public_key is None:
         return [f"{ATTESTATION_FILE}: no public key to check the signature with "
                 "(pass --pubkey FILE, or run where the harness home holds the key)"]
@@ -163,11 +185,7 @@ def _verify_attestation(run_dir: Path, chain: ChainReading | None, report: Repor
     subjects = subject_digests(parsed)
     if subjects.get("report.json") != report_sha256:
         problems.append("report.json: altered (its sha256 differs from the signed attestation)")
-    patch = run_dir / "patch.diff"
-    if "patch.diff" in subjects or patch.exists() or patch.is_symlink():
-        found = report.artifacts.get("patch.diff")
-        if found is None or found.sha256 != subjects.get("patch.diff"):
-            problems.append("patch.diff: differs from the signed attestation")
+    problems.extend(_verify_patch(run_dir, report, subjects.get("patch.diff"), patch_found))
     predicate = parsed["predicate"]
     expected = {
         "run_id": report.run_id,

@@ -65,14 +65,16 @@ class Walker:
         self._count = _Counters()
 
     def walk(self, root: Path, *, content: bool = True, skip: frozenset[bytes] = frozenset(),
-             no_content_under: frozenset[bytes] = frozenset(), known: KnownDigest | None = None) -> Iterator[Entry]:
+             no_content_under: frozenset[bytes] = frozenset(), known: KnownDigest | None = None,
+             only: frozenset[bytes] | None = None) -> Iterator[Entry]:
         """Yield the entries under ``root`` in a stable order (byte order of names, depth first).
 
         ``skip`` names paths (relative to the root, any depth) left out entirely;
         ``content=False`` records sizes only; ``no_content_under`` names subtrees (relative
         to the root) whose files are recorded by size only (content-addressed git objects);
         ``known`` gives the digest of a file the caller vouches for by its lstat (not read,
-        but counted against the byte budget as if it were, so a full re-walk agrees).
+        but counted against the byte budget as if it were, so a full re-walk agrees);
+        ``only`` keeps just these names of the root's own entries (what is below them is walked whole).
         A missing root or one that is a symlink yields nothing.
         """
         try:
@@ -81,7 +83,8 @@ class Walker:
             return
         stack: list[tuple[int, bytes, Iterator[bytes]]] = []
         try:
-            stack.append((top, b"", iter(self._names(top))))
+            listed = self._names(top)
+            stack.append((top, b"", iter(listed if only is None else [n for n in listed if n in only])))
             while stack:
                 fd, prefix, names = stack[-1]
                 name = next(names, None)

@@ -16,6 +16,7 @@ from typing import Any
 from cto_harness import __version__
 from cto_harness.core import harness_home
 from cto_harness.evidence import (
+    ArtifactScan,
     BackendBlock,
     ChangesBlock,
     EventLog,
@@ -124,6 +125,7 @@ def redact_text(text: str, secrets: list[str]) -> str:
 
 def _build_report(state: RunState, events: EventLog) -> Report:
     scan = collect_artifacts(state.run_dir, known=state.known_digest)
+    _check_own_evidence(state, scan)
     report = Report(
         run_id=state.run_id,
         lane=state.lane,  # type: ignore[arg-type]
@@ -151,6 +153,23 @@ def _build_report(state: RunState, events: EventLog) -> Report:
     # Names and option values are the agent's or the operator's bytes: escape what JSON
     # cannot carry, and take out every secret, before anything is written.
     return Report.model_validate(json_safe(Redactor(state.secrets).value(report.model_dump())))
+
+
+def _check_own_evidence(state: RunState, scan: ArtifactScan) -> None:
+    """Fail closed: a run whose own evidence is not hashed, or whose patch is not the one computed, is an error."""
+    failures = []
+    if scan.harness_skipped_total:
+        failures.append(f"evidence over budget: {scan.harness_skipped_total} harness-written evidence file(s) "
+                        f"not hashed ({', '.join(scan.harness_skipped)}); verify will fail")
+    patch = scan.artifacts.get("patch.diff")
+    if patch is not None and (patch.sha256 is None or patch.sha256 != state.changes.patch_sha256):
+        failures.append(f"patch.diff on disk (sha256 {patch.sha256}) is not the patch the harness computed "
+                        f"(sha256 {state.changes.patch_sha256}); verify will fail")
+    for reason in failures:
+        if state.verdict == "error":  # already failed (a harness error, an interrupt): its reason stays first
+            state.reasons.append(reason)
+        else:
+            state.overrule("error", "harness-error", reason)
 
 
 def write_report(state: RunState, events: EventLog) -> Report:
@@ -189,11 +208,14 @@ def write_report(state: RunState, events: EventLog) -> Report:
 
 
 def sign_run(run_dir: Path, key: SigningKey, report: Report, report_sha256: str, events: EventLog) -> None:
-    """Write attestation.dsse.json over the report, the patch and the whole event chain."""
+    """Write attestation.dsse.json over the report, the patch and the whole event chain.
+
+    ``patch.diff`` is a subject whenever the harness wrote one, with the digest it computed
+    (``changes.patch_sha256``), never one read back from the run dir.
+    """
     subjects = {"report.json": report_sha256}
-    patch = report.artifacts.get("patch.diff")
-    if patch is not None and patch.sha256 is not None:
-        subjects["patch.diff"] = patch.sha256
+    if report.changes.patch_sha256 is not None:  # the digest the harness computed as it wrote patch.diff
+        subjects["patch.diff"] = report.changes.patch_sha256
     write_attestation(run_dir, key, subjects, {
         "run_id": report.run_id,
         "verdict": report.verdict,

@@ -14,9 +14,11 @@ from pathlib import Path
 from cto_harness.evidence import (
     LOCK_NAME,
     BackendBlock,
+    ChangesBlock,
     EventLog,
     FixtureRef,
     ProviderBlock,
+    Walker,
     atomic_write_bytes,
     is_locked,
     read_events,
@@ -97,6 +99,7 @@ def _finalise(run_dir: Path, home: Path | None) -> None:
         harness_home=home,
     )
     state.backend = _backend_from_events(chain.events, reasons)
+    state.changes = _patch_on_disk(run_dir)
     state.verdict, state.failure_class = "error", "harness-error"
     state.reasons = reasons
     state.duration_s = 0.0
@@ -104,6 +107,14 @@ def _finalise(run_dir: Path, home: Path | None) -> None:
     events.emit("run_recovered", reason="interrupted")
     write_report(state, events)
     events.close()
+
+
+def _patch_on_disk(run_dir: Path) -> ChangesBlock:
+    """The dead harness's ``patch.diff`` (written before its digest was recorded anywhere): signed as found."""
+    found = next(Walker().walk(run_dir, only=frozenset({b"patch.diff"})), None)
+    if found is None or found.sha256 is None:
+        return ChangesBlock()
+    return ChangesBlock(patch_sha256=found.sha256, patch_bytes=found.size or 0)
 
 
 def _backend_from_events(events: list[dict[str, object]], reasons: list[str]) -> BackendBlock:
