@@ -25,7 +25,6 @@ unhashed is also counted apart (``harness_skipped``): such a run cannot pass or 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -162,7 +161,8 @@ def _real_dir(path: Path) -> bool:
 
 
 def _prefixed(entries: Iterable[Entry], prefix: bytes) -> list[Entry]:
-    return [dataclasses.replace(e, rel=prefix + e.rel) for e in entries]
+    return [Entry(rel=prefix + e.rel, kind=e.kind, size=e.size, sha256=e.sha256, target=e.target, skipped=e.skipped)
+            for e in entries]
 
 
 def _add_listed(scan: ArtifactScan, entries: list[Entry], depth: int) -> None:
