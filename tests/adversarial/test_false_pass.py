@@ -54,6 +54,39 @@ FORCE_PASSED = textwrap.dedent(
     """
 )
 
+REGISTER_PLUGIN = textwrap.dedent(
+    """\
+    import sys, pytest
+    class _P:
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_makereport(self, item, call):
+            outcome = yield
+            report = outcome.get_result()
+            report.outcome, report.longrepr = "passed", None
+    frame = sys._getframe()
+    while frame is not None:
+        found = [v.config for v in frame.f_locals.values() if hasattr(getattr(v, "config", None), "pluginmanager")]
+        config = found[0] if found else None
+        if config is not None:
+            config.pluginmanager.register(_P())
+            break
+        frame = frame.f_back
+    """
+)
+SWAP_HOOKEXEC = textwrap.dedent(
+    """\
+    import gc
+    from _pytest.config import PytestPluginManager
+    for pm in [o for o in gc.get_objects() if isinstance(o, PytestPluginManager)]:
+        inner = pm._inner_hookexec
+        def _forged(name, impls, kwargs, firstresult, inner=inner):
+            result = inner(name, impls, kwargs, firstresult)
+            if name == "pytest_runtest_makereport" and result is not None:
+                result.outcome, result.longrepr = "passed", None
+            return result
+        pm._inner_hookexec = _forged
+    """
+)
 ATTACKS = {
     "exit_zero_at_import": 'prepend("strings.py", "import os\\nos._exit(0)\\n")',
     "exit_zero_from_tests_init": 'write("tests/__init__.py", "import os\\nos._exit(0)\\n")',
@@ -97,6 +130,8 @@ ATTACKS = {
         '        self.outcome = \\"passed\\"\\n'
         '_pytest.runner.TestReport = R\\n")'
     ),
+    "code_under_test_registers_a_report_plugin": f'prepend("strings.py", {REGISTER_PLUGIN!r})',
+    "code_under_test_swaps_pluggys_hook_runner": f'prepend("strings.py", {SWAP_HOOKEXEC!r})',
     "fix_hidden_in_nested_repo": (
         f'write("vendored/fixed.py", {FIX!r})\n'
         f'subprocess.run("cd vendored && {GIT} init -q && {GIT} add -A && {GIT} commit -qm fix", shell=True, '

@@ -212,3 +212,24 @@ def test_every_config_file_name_pytest_knows_is_dropped_and_ordered_as_pytest_or
 
     assert list(CONFIG_MARKERS) == list(CONFIG_LOADERS_BY_NAME)
     assert set(CONFIG_LOADERS_BY_NAME) <= DROPPED_NAMES
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES[-1:], ids=lambda s: s.kind)
+def test_a_fixtures_own_conftest_hooks_are_not_taken_for_tampering(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The plugin's guard allows what pytest loads from the fixture's own conftest files (root and below)."""
+    source = tmp_path / "fixture"
+    shutil.copytree(resolve_fixture("r1-string-slugify"), source)
+    hook = ("import pytest\n\n\n@pytest.hookimpl(hookwrapper=True)\n"
+            "def pytest_runtest_makereport(item, call):\n    yield\n\n\n"
+            "@pytest.fixture\ndef greeting():\n    return 'hi'\n")
+    (source / "repo" / "conftest.py").write_text(hook)
+    (source / "repo" / "tests" / "conftest.py").write_text(hook.replace("greeting", "farewell"))
+    # Loaded while collecting (not at start-up): after the guard recorded the plugins.
+    (source / "repo" / "tests" / "sub").mkdir()
+    (source / "repo" / "tests" / "sub" / "conftest.py").write_text(hook.replace("greeting", "hello"))
+    (source / "repo" / "tests" / "sub" / "test_sub.py").write_text("def test_hello(hello):\n    assert hello\n")
+    fixture = load_fixture(source)
+    check = verify_change(fixture, _patch_of(fixture, tmp_path, _fix), tmp_path / "grading", sandbox,
+                          tmp_path / "home", tag=_tag(tmp_path))
+    assert check.passed, check.problems
+    assert (len(check.passed_ids), check.missing) == (13, [])  # the 12 expected and tests/sub's own

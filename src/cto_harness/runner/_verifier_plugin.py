@@ -23,6 +23,7 @@ import json
 import operator
 import os
 import sys
+import types
 from typing import Any
 
 CHANNEL_ENV = "CTO_HARNESS_VERIFIER_CHANNEL"
@@ -55,6 +56,11 @@ class ResultChannel:
 
     def pytest_sessionstart(self) -> None:
         self.emit({"kind": "start", "pid": os.getpid()})
+
+    def pytest_collection(self, session: Any) -> None:
+        """Collection imports the code under test: record the plugins and hooks just before."""
+        if self._guard is not None:
+            self._guard.watch(session.config.pluginmanager)
 
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:
@@ -92,8 +98,20 @@ class Guard:
              ("_pytest.reports", "TestReport"), ("_pytest.python", "Function"),
              ("_pytest.python", "pytest_pyfunc_call"))
 
-    def __init__(self, channel_class: type) -> None:
+    RUN_HOOKS = ("pytest_runtest_protocol", "pytest_runtest_setup", "pytest_runtest_call",
+                 "pytest_runtest_teardown", "pytest_runtest_makereport", "pytest_runtest_logreport",
+                 "pytest_pyfunc_call", "pytest_report_teststatus", "pytest_collectreport",
+                 "pytest_make_collect_report", "pytest_sessionfinish")
+    """The hooks whose implementations decide or carry a test's outcome."""
+
+    def __init__(self, channel_class: type, root: str = "") -> None:
         import importlib
+
+        self._root = os.path.join(os.path.realpath(root), "") if root else ""
+        self._pm: Any = None
+        self._plugins: list[Any] = []
+        self._inner: Any = None
+        self._hooks: list[tuple[str, Any, Any, list[tuple[Any, Any]]]] = []
 
         self._classes: dict[str, tuple[type, dict[str, Any]]] = {}
         self._sizes: dict[str, int] = {}
@@ -121,12 +139,58 @@ class Guard:
                 return False
         return all(getattr(module, name, _MISSING) is before for module, name, before in self._names.values())
 
+    def watch(self, pm: Any) -> None:
+        """At collection start: the registered plugins, pluggy's hook runner, the run hooks' implementations.
+
+        From then on a plugin may only be added by pytest loading a ``conftest.py`` of the graded
+        copy (every change to one is dropped, so each is the fixture's own).
+        """
+        self._pm = pm
+        self._plugins = list(pm.get_plugins())
+        self._inner = vars(pm).get("_inner_hookexec")
+        for name in self.RUN_HOOKS:
+            caller = getattr(pm.hook, name, None)
+            if caller is not None:
+                self._hooks.append((name, caller, caller._hookexec,
+                                    [(impl, impl.function) for impl in caller.get_hookimpls()]))
+
+    def _known_plugin(self, plugin: Any) -> bool:
+        if any(plugin is known for known in self._plugins):
+            return True
+        path = getattr(plugin, "__file__", None)
+        if not (isinstance(plugin, types.ModuleType) and isinstance(path, str) and self._root
+                and os.path.basename(path) == "conftest.py" and os.path.realpath(path).startswith(self._root)
+                and os.path.isfile(path)):
+            return False
+        functions = [value for key, value in vars(plugin).items() if key.startswith("pytest_") and callable(value)]
+        return all(getattr(getattr(f, "__code__", None), "co_filename", None) == path for f in functions)
+
+    def _plugins_changed(self) -> list[str]:
+        pm = self._pm
+        if pm is None:
+            return []
+        found = []
+        if vars(pm).get("_inner_hookexec") is not self._inner:
+            found.append("pluggy PluginManager._inner_hookexec")
+        found += [f"plugin {pm.get_name(p)!s:.80}" for p in pm.get_plugins() if not self._known_plugin(p)]
+        for name, caller_then, hookexec, impls in self._hooks:
+            caller: Any = getattr(pm.hook, name, None)
+            if caller is not caller_then or caller._hookexec is not hookexec:
+                found.append(f"hook {name}")
+                continue
+            for impl in caller.get_hookimpls():
+                before = next((function for known, function in impls if known is impl), _MISSING)
+                if (impl.function is not before) if before is not _MISSING else not self._known_plugin(impl.plugin):
+                    found.append(f"hook {name} implementation {impl.plugin_name!s:.80}")
+        return found
+
     def changed(self) -> list[str]:
         """Every recorded piece that is no longer the same object or is gone, and every added
         method or descriptor (pytest itself adds plain flags to its classes as it runs)."""
+        plugins = self._plugins_changed()
         if self.intact():
-            return []
-        found = []
+            return plugins
+        found = plugins
         for label, (cls, before) in self._classes.items():
             now = vars(cls)
             here = [f"{label}.{key}" for key in before.keys() | now.keys()
@@ -159,7 +223,7 @@ def main(argv: list[str]) -> int:
     _preload()
     import pytest
 
-    return int(pytest.main(args, plugins=[ResultChannel(fd, Guard(ResultChannel))]))
+    return int(pytest.main(args, plugins=[ResultChannel(fd, Guard(ResultChannel, root))]))
 
 
 def _preload() -> None:
