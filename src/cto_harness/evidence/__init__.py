@@ -1,7 +1,7 @@
 """The Harness Evidence Interface: report model, events chain, atomic writes, verify."""
 
 from cto_harness.evidence._artifacts import ArtifactScan, collect_artifacts, sha256_file
-from cto_harness.evidence._atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cto_harness.evidence._atomic import atomic_copy_file, atomic_write_bytes, atomic_write_json, atomic_write_text
 from cto_harness.evidence._attest import (
     ATTESTATION_FILE,
     AttestationError,
@@ -74,6 +74,7 @@ __all__ = [
     "UsageReport",
     "VerifyResult",
     "Walker",
+    "atomic_copy_file",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from cto_harness._tree import remove_tree
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
@@ -21,16 +25,40 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, durable: b
     whose digest a later durable write (``report.json``) records: one lost to a power cut
     makes ``verify`` fail, never pass; it is not worth two disk flushes on every run.
     """
+    _write_replacing(path, lambda handle: handle.write(data), mode=mode, durable=durable)
+
+
+def atomic_copy_file(source: Path, path: Path, *, mode: int = 0o644) -> None:
+    """Copy the harness's own file ``source`` to ``path`` as ``atomic_write_bytes`` writes (no fsync)."""
+    with open(source, "rb") as reader:
+        _write_replacing(path, lambda handle: shutil.copyfileobj(reader, handle), mode=mode, durable=False)
+
+
+def _write_replacing(path: Path, fill: Any, *, mode: int, durable: bool) -> None:
+    """Fill a temp file beside ``path``, then rename it over ``path``.
+
+    The rename replaces a symlink at ``path`` instead of writing through it. A directory at
+    ``path`` (an agent can make one where the harness later writes evidence, e.g. in
+    ``backend/``) is removed, without following any link in it, and the rename retried: the
+    harness's file always lands, and nothing outside the run dir is touched.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
+        handle: IO[bytes]
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle)
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                raise
+            remove_tree(path)
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -29,6 +29,8 @@ def parse_last_agent_result(data: bytes) -> AgentResultParse:
         parsed = json.loads(blocks[-1].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return AgentResultParse(None, f"AGENT_RESULT block is not valid JSON: {exc}")
+    except RecursionError:
+        return AgentResultParse(None, "AGENT_RESULT block is nested too deep to read")
     if not isinstance(parsed, dict):
         return AgentResultParse(None, "AGENT_RESULT block is not a JSON object")
     return AgentResultParse(parsed, None)

@@ -10,13 +10,12 @@ key), JSON-lines parsing and keeping the scripted model server's exchange log as
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from cto_harness.evidence import read_agent_file
+from cto_harness.evidence import atomic_copy_file, read_agent_file
 from cto_harness.providers._gates import (
     child_env,
     pass_through_credentials,
@@ -111,7 +110,7 @@ def iter_jsonl(path: Path, limit: int = 64 * 1024 * 1024) -> Iterator[dict[str, 
             continue
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a line nested 200,000 deep is not a result either
             continue
         if isinstance(obj, dict):
             yield obj
@@ -121,7 +120,9 @@ def keep_model_server_log(ctx: RunContext) -> None:
     """Copy the endpoint's exchange log named by ``CTO_HARNESS_MODEL_SERVER_LOG`` into backend/."""
     source = ctx.environ.get(MODEL_SERVER_LOG_ENV)
     if source and Path(source).is_file():
-        shutil.copyfile(source, ctx.backend_dir / MODEL_SERVER_EVIDENCE)
+        # backend/ is the agent's to write: whatever it left at that name (a symlink to a host
+        # file, a directory) is replaced, never written through.
+        atomic_copy_file(Path(source), ctx.backend_dir / MODEL_SERVER_EVIDENCE)
 
 
 MODEL_CALL_PROTOCOLS = frozenset({"openai-chat", "openai-responses", "anthropic-messages"})

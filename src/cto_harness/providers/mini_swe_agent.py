@@ -83,7 +83,7 @@ class MiniSweAgentProvider:
             if raw is None:
                 raise OSError(f"{TRAJECTORY} missing, a symlink or not a regular file")
             traj = json.loads(raw.decode("utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: a trajectory nested too deep
             why = tail_text(result.stderr.path) or tail_text(result.stdout.path) or str(exc)
             return Outcome("agent-protocol-error", (f"mini-swe-agent: no readable trajectory {TRAJECTORY} ({why})",))
         info = traj.get("info") if isinstance(traj, dict) and isinstance(traj.get("info"), dict) else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -96,8 +97,9 @@ class RunState:
         """A harness bug: verdict error, traceback kept as evidence."""
         text = "".join(traceback.format_exception(exc))
         path = self.run_dir / HARNESS_ERROR_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, text)
+        with contextlib.suppress(OSError):  # the report still says what happened
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, text)
         self.overrule("error", "harness-error", f"harness error: {type(exc).__name__}: {exc}".splitlines()[0][:500])
 
 

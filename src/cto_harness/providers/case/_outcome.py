@@ -95,7 +95,7 @@ def _json_objects(lines: list[str]) -> list[dict[str, Any]]:
             continue
         try:
             parsed = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: a line nested too deep
             continue
         if isinstance(parsed, dict):
             objects.append(parsed)
