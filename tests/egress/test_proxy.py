@@ -64,6 +64,19 @@ def test_other_model_is_refused_with_403_and_never_forwarded(tmp_path: Path) -> 
     assert run.proxy.tally.refused_models == ["gpt-5-other", "(none)", "(none)"]
 
 
+def test_a_body_naming_the_model_twice_is_refused(tmp_path: Path) -> None:
+    """Python keeps the last duplicate key; an endpoint in Go matches ``Model`` to ``model`` too."""
+    admitted_first = f'{{"model": "{MODEL}", "Model": "gpt-5-other", "messages": []}}'.encode()
+    duplicate = f'{{"model": "gpt-5-other", "model": "{MODEL}", "messages": []}}'.encode()
+    nested = {**chat(), "tools": [{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"Model": {"type": "string"}, "model": {"type": "string"}}}}}]}
+    with model_server() as server, running_proxy(server.base_url, tmp_path) as run:
+        replies = [call(run.port, "/v1/chat/completions", raw=body) for body in (admitted_first, duplicate)]
+        assert [reply.status for reply in replies] == [403, 403]
+        assert len(server.requests) == 0
+        assert call(run.port, "/v1/chat/completions", nested).status == 200  # inner objects may name anything
+
+
 def test_provider_prefixed_model_name_is_the_admitted_model(tmp_path: Path) -> None:
     with model_server() as server, running_proxy(server.base_url, tmp_path) as run:
         assert call(run.port, "/v1/chat/completions", chat(f"scripted/{MODEL}")).status == 200

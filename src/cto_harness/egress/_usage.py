@@ -50,17 +50,36 @@ class RequestInfo:
     stream: bool = False
 
 
+def _model_named_twice(pairs: list[tuple[str, Any]]) -> bool:
+    """``model`` named twice, or also as ``Model``/``MODEL``: not checkable.
+
+    Python keeps the last duplicate key; an endpoint written in another language may keep the
+    first, or match keys case-insensitively (Go's encoding/json does), and so run another
+    model than the one the policy saw.
+    """
+    return sum(1 for key, _ in pairs if key.casefold() == "model") > 1 or \
+        any(key.casefold() == "model" and key != "model" for key, _ in pairs)
+
+
 def request_info(body: bytes | None) -> RequestInfo:
     """The requested model and stream flag of a (decoded) request body."""
     if body is None:
         return RequestInfo(parsed=False)
     if not body.strip():
         return RequestInfo(parsed=True)
+    ambiguous: set[int] = set()
+
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if _model_named_twice(pairs):
+            ambiguous.add(id(obj))  # every object stays alive in the tree: ids stay unique
+        return obj
+
     try:
-        obj = json.loads(body)
-    except ValueError:
+        obj = json.loads(body, object_pairs_hook=build)
+    except (ValueError, RecursionError):
         return RequestInfo(parsed=False)
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or id(obj) in ambiguous:  # only the top level names the model
         return RequestInfo(parsed=False)
     model = obj.get("model")
     shown = model if isinstance(model, str) or model is None else json.dumps(model)[:200]
