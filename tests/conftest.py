@@ -46,6 +46,17 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def hostile_agent_env(tmp_path: Path, source: str, **extra: str) -> dict[str, str]:
+    """The environment of a run whose agent is the Python ``source`` (the ``command`` provider,
+    unadmitted, given its workspace as ``sys.argv[1]``): the adversarial tests' hostile agent."""
+    script = tmp_path / "hostile-agent"
+    script.write_text(f"#!{sys.executable}\n{source}\n")
+    script.chmod(0o755)
+    return cli_env(tmp_path, CTO_HARNESS_COMMAND_BIN=str(script), CTO_HARNESS_COMMAND_ARGS="{workspace}",
+                   CTO_HARNESS_COMMAND_MODEL_PROVIDER="local", CTO_HARNESS_COMMAND_MODEL="none",
+                   CTO_HARNESS_ALLOW_UNADMITTED="1", **extra)
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             timeout: float = 300) -> CliRun:
     proc = subprocess.run([sys.executable, "-m", "cto_harness", *args], capture_output=True, text=True,

@@ -8,10 +8,9 @@ or change its verdict.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from tests.conftest import cli_env, run_cli
+from tests.conftest import hostile_agent_env, run_cli
 
 from cto_harness.providers._agent_result import parse_last_agent_result
 from cto_harness.providers._client_common import iter_jsonl
@@ -20,12 +19,7 @@ PRELUDE = "import os, pathlib, sys, time\nws = pathlib.Path(sys.argv[1])\nbacken
 
 
 def _env(tmp_path: Path, body: str, **extra: str) -> dict[str, str]:
-    script = tmp_path / "planting-agent"
-    script.write_text(f"#!{sys.executable}\n{PRELUDE}{body}\n")
-    script.chmod(0o755)
-    return cli_env(tmp_path, CTO_HARNESS_COMMAND_BIN=str(script), CTO_HARNESS_COMMAND_ARGS="{workspace}",
-                   CTO_HARNESS_COMMAND_MODEL_PROVIDER="local", CTO_HARNESS_COMMAND_MODEL="none",
-                   CTO_HARNESS_ALLOW_UNADMITTED="1", **extra)
+    return hostile_agent_env(tmp_path, f"{PRELUDE}{body}", **extra)
 
 
 def test_a_symlink_at_the_model_server_log_is_replaced_not_written_through(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from tests.conftest import CliRun, cli_env, run_cli
+from tests.conftest import CliRun, cli_env, hostile_agent_env, run_cli
 
 import cto_harness
 from cto_harness.selfcheck import CountingListener, host_address
@@ -43,12 +43,8 @@ FIX = textwrap.dedent(
 
 
 def _agent(tmp_path: Path, body: str, **extra: str) -> dict[str, str]:
-    script = tmp_path / "hostile-agent"
-    script.write_text(f"#!{sys.executable}\n{FIX}{textwrap.dedent(body)}")
-    script.chmod(0o755)
-    return cli_env(tmp_path, CTO_HARNESS_COMMAND_BIN=str(script), CTO_HARNESS_COMMAND_ARGS="{workspace}",
-                   CTO_HARNESS_COMMAND_MODEL_PROVIDER="local", CTO_HARNESS_COMMAND_MODEL="none",
-                   CTO_HARNESS_ALLOW_UNADMITTED="1", CTO_HARNESS_COMMAND_TIMEOUT_SECONDS="120", **extra)
+    return hostile_agent_env(tmp_path, f"{FIX}{textwrap.dedent(body)}", CTO_HARNESS_COMMAND_TIMEOUT_SECONDS="120",
+                             **extra)
 
 
 def _run(runs_dir: Path, env: dict[str, str]) -> tuple[CliRun, dict[str, str]]:

@@ -9,12 +9,11 @@ keeps the verifier honest the other way.
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from tests.conftest import cli_env, run_cli
+from tests.conftest import cli_env, hostile_agent_env, run_cli
 
 PRELUDE = textwrap.dedent(
     """\
@@ -142,12 +141,7 @@ ATTACKS = {
 
 
 def _agent_env(tmp_path: Path, body: str) -> dict[str, str]:
-    script = tmp_path / "hostile-agent"
-    script.write_text(f"#!{sys.executable}\n{PRELUDE}{body}\n")
-    script.chmod(0o755)
-    return cli_env(tmp_path, CTO_HARNESS_COMMAND_BIN=str(script), CTO_HARNESS_COMMAND_ARGS="{workspace}",
-                   CTO_HARNESS_COMMAND_MODEL_PROVIDER="local", CTO_HARNESS_COMMAND_MODEL="none",
-                   CTO_HARNESS_ALLOW_UNADMITTED="1")
+    return hostile_agent_env(tmp_path, f"{PRELUDE}{body}")
 
 
 def _run(tmp_path: Path, runs_dir: Path, body: str) -> dict[str, object]:
