@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import cli_env, run_cli
+from tests.conftest import cli_env, hostile_agent_env, run_cli
 
 from cto_harness.proc import Network, Sandbox, SandboxUnavailableError, choose_sandbox, wrap
 
@@ -38,12 +38,7 @@ needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewr
 
 
 def _escape_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    script = tmp_path / "escape-agent"
-    script.write_text(f"#!{sys.executable}\n{ESCAPE}")
-    script.chmod(0o755)
-    return cli_env(tmp_path, CTO_HARNESS_COMMAND_BIN=str(script), CTO_HARNESS_COMMAND_ARGS="{workspace}",
-                   CTO_HARNESS_COMMAND_MODEL_PROVIDER="local", CTO_HARNESS_COMMAND_MODEL="none",
-                   CTO_HARNESS_ALLOW_UNADMITTED="1", **extra)
+    return hostile_agent_env(tmp_path, ESCAPE, **extra)
 
 
 @needs_bwrap
