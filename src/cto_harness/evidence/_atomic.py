@@ -55,7 +55,7 @@ def _write_replacing(path: Path, fill: Any, *, mode: int, durable: bool) -> None
         try:
             os.replace(tmp, path)
         except OSError:
-            if not stat.S_ISDIR(os.lstat(path).st_mode):
+            if not _is_real_dir(path):
                 raise
             remove_tree(path)
             os.replace(tmp, path)
@@ -73,6 +73,13 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
 def atomic_write_json(path: Path, data: Any, *, durable: bool = True) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n",
                       durable=durable)
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _fsync_dir(directory: Path) -> None:
