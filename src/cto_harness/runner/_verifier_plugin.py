@@ -32,7 +32,7 @@ CHANNEL_ENV = "CTO_HARNESS_VERIFIER_CHANNEL"
 class ResultChannel:
     """A pytest plugin object that reports outcomes to the harness's channel.
 
-    Before each test record and at the session's end it checks that pytest's test-running
+    Before each call record and at the session's end it checks that pytest's test-running
     and reporting path (``Guard``) is what it was before the code under test was imported;
     a replaced piece is reported as a ``tampered`` record, which fails the grading.
     """
@@ -109,13 +109,12 @@ class Guard:
 
         self._root = os.path.join(os.path.realpath(root), "") if root else ""
         self._pm: Any = None
-        self._plugins: list[Any] = []
+        self._plugins: dict[int, Any] = {}
+        """By id: the objects are kept here, so no id is reused while the guard lives."""
         self._inner: Any = None
-        self._hooks: list[tuple[str, Any, Any, list[tuple[Any, Any]]]] = []
-
+        self._hooks: list[tuple[str, Any, Any, dict[int, tuple[Any, Any]]]] = []
+        """Per run hook: its caller, the caller's runner, and each implementation (by id) with its function."""
         self._classes: dict[str, tuple[type, dict[str, Any]]] = {}
-        self._sizes: dict[str, int] = {}
-        """Each class's number of attributes, plain data included (an added method changes it)."""
         self._names: dict[str, tuple[Any, str, Any]] = {}
         for module_name, name in self.CLASSES:
             try:
@@ -125,6 +124,7 @@ class Guard:
             self._classes[f"{module_name}.{name}"] = (cls, _code(cls))
         self._classes["ResultChannel"] = (channel_class, _code(channel_class))
         self._sizes = {label: len(vars(cls)) for label, (cls, _) in self._classes.items()}
+        """Each class's number of attributes, plain data included (an added method changes it)."""
         for module_name, name in self.NAMES:
             module = sys.modules.get(module_name)
             if module is not None and hasattr(module, name):
@@ -146,16 +146,16 @@ class Guard:
         copy (every change to one is dropped, so each is the fixture's own).
         """
         self._pm = pm
-        self._plugins = list(pm.get_plugins())
+        self._plugins = {id(plugin): plugin for plugin in pm.get_plugins()}
         self._inner = vars(pm).get("_inner_hookexec")
         for name in self.RUN_HOOKS:
             caller = getattr(pm.hook, name, None)
             if caller is not None:
                 self._hooks.append((name, caller, caller._hookexec,
-                                    [(impl, impl.function) for impl in caller.get_hookimpls()]))
+                                    {id(impl): (impl, impl.function) for impl in caller.get_hookimpls()}))
 
     def _known_plugin(self, plugin: Any) -> bool:
-        if any(plugin is known for known in self._plugins):
+        if id(plugin) in self._plugins:
             return True
         path = getattr(plugin, "__file__", None)
         if not (isinstance(plugin, types.ModuleType) and isinstance(path, str) and self._root
@@ -179,8 +179,8 @@ class Guard:
                 found.append(f"hook {name}")
                 continue
             for impl in caller.get_hookimpls():
-                before = next((function for known, function in impls if known is impl), _MISSING)
-                if (impl.function is not before) if before is not _MISSING else not self._known_plugin(impl.plugin):
+                known, before = impls.get(id(impl), (None, _MISSING))
+                if (impl.function is not before) if known is impl else not self._known_plugin(impl.plugin):
                     found.append(f"hook {name} implementation {impl.plugin_name!s:.80}")
         return found
 
@@ -195,7 +195,7 @@ class Guard:
             now = vars(cls)
             here = [f"{label}.{key}" for key in before.keys() | now.keys()
                     if (key in before and before[key] is not now.get(key, _MISSING))
-                    or (key not in before and (callable(now[key]) or hasattr(type(now[key]), "__get__")))]
+                    or (key not in before and _runs(now[key]))]
             if not here:
                 self._sizes[label] = len(now)  # only plain data was added (pytest's own flags)
             found += here
@@ -208,9 +208,14 @@ class Guard:
 _MISSING = object()
 
 
+def _runs(value: Any) -> bool:
+    """A method or a descriptor (something that runs), not plain data."""
+    return callable(value) or hasattr(type(value), "__get__")
+
+
 def _code(cls: type) -> dict[str, Any]:
-    """A class's own methods and descriptors (what runs), not its plain data."""
-    return {key: value for key, value in vars(cls).items() if callable(value) or hasattr(type(value), "__get__")}
+    """A class's own methods and descriptors, not its plain data."""
+    return {key: value for key, value in vars(cls).items() if _runs(value)}
 
 
 HELD_FLAG = "--held"
